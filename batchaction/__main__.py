@@ -1,0 +1,5 @@
+import sys
+
+from batchaction.cli import main
+
+sys.exit(main())

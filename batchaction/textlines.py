@@ -1,0 +1,58 @@
+"""Reading TODO.md bytes into lines that re-join to the original, byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchaction.errors import BatchError
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on ``\\n`` only, keeping each line's ending (``\\r\\n`` stays whole).
+
+    ``str.splitlines`` also splits on form feeds, ``\\u2028`` and friends, which would change the
+    line numbering other tools (editors, ``git blame``) see.
+    """
+    if not text:
+        return []
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def decode_todo(data: bytes, path: str) -> str:
+    """Decode TODO.md bytes strictly as UTF-8, refusing binary files with a clear message."""
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise BatchError(
+            f"{path}:{line}: error: file holds a NUL byte: it looks binary, not a Markdown TODO "
+            "file; pass the right file with --todo"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise BatchError(
+            f"{path}:{line}: error: invalid UTF-8 (byte 0x{data[exc.start]:02x}): "
+            "save the file as UTF-8 and try again"
+        ) from None
+
+
+def read_todo_text(path: Path) -> str:
+    """Read a TODO file as text, turning every OS error into a BatchError (exit 2)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BatchError(
+            f"{path}: no such file: pass the TODO file with --todo PATH "
+            "(or run from the repository root)"
+        ) from None
+    except IsADirectoryError:
+        raise BatchError(
+            f"{path}: is a directory, not a TODO file: pass a file with --todo PATH"
+        ) from None
+    except OSError as exc:
+        raise BatchError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return decode_todo(data, str(path))

@@ -1,0 +1,1 @@
+../batchaction/example/executor.sh
