@@ -74,13 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("paths", nargs="*", metavar="PATH", help="TODO files (default: auto-detect)")
     lint.set_defaults(func=cmd_lint)
 
-    for register in EXTRA_COMMANDS:
+    for register in _extra_commands():
         register(commands)
     return parser
 
 
-# Later modules (run, status, demo, action) add their subcommands here.
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+def _extra_commands() -> list[Callable[[Any], None]]:
+    from batchaction import runcmd  # noqa: PLC0415
+
+    return [runcmd.register]
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:

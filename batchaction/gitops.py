@@ -1,0 +1,201 @@
+"""Every git call goes through ``git()``; commit-back with push-race handling lives here.
+
+On a rejected push nothing is forced: fetch, move the executors' own commits onto the new tip
+(``git rebase --onto``), re-apply this run's status changes to the TODO file as it is there
+(not a textual rebase), commit, push again, with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import tenacity
+
+from batchaction.errors import BatchError
+from batchaction.selection import format_selection
+from batchaction.status import DEFAULT_TABLE, StatusTable
+from batchaction.writeback import StatusChange, write_changes
+
+BOT_NAME = "github-actions[bot]"
+BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+
+
+class GitError(BatchError):
+    def __init__(self, args: Sequence[str], code: int, output: str) -> None:
+        super().__init__(f"git {' '.join(args)} failed (exit {code}): {output.strip()[-2000:]}", 1)
+        self.code = code
+        self.output = output
+
+
+def git(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise GitError(args, proc.returncode, proc.stderr + proc.stdout)
+    return proc
+
+
+def identity_env(name: str = BOT_NAME, email: str = BOT_EMAIL) -> dict[str, str]:
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+def commit_message(outcomes: Mapping[int, str], template: str | None = None) -> str:
+    """``tasks: 63 completed, 64 failed, 66 blocked`` (the template may use {outcomes})."""
+    order = ("completed", "in-progress", "failed", "timed-out", "blocked", "cancelled")
+    parts = []
+    for outcome in order:
+        numbers = [n for n, o in outcomes.items() if o == outcome]
+        if numbers:
+            parts.append(f"{format_selection(numbers)} {outcome.replace('-', ' ')}")
+    text = ", ".join(parts) or "status updates"
+    if template:
+        return template.replace("{outcomes}", text)
+    return f"tasks: {text}"
+
+
+def head(cwd: Path) -> str:
+    return git("rev-parse", "HEAD", cwd=cwd).stdout.strip()
+
+
+def current_branch(cwd: Path) -> str | None:
+    proc = git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=cwd, check=False)
+    return proc.stdout.strip() or None
+
+
+@dataclass
+class CommitResult:
+    sha: str | None
+    pushed: bool
+    attempts: int
+    branch: str | None
+    error: str | None = None
+
+
+def commit_paths(
+    cwd: Path, paths: Sequence[str], message: str, env: Mapping[str, str]
+) -> str | None:
+    """Stage ``paths`` and commit them if anything changed; the new sha, or None."""
+    if paths:
+        git("add", "--", *paths, cwd=cwd)
+    staged = git("diff", "--cached", "--quiet", cwd=cwd, check=False)
+    if staged.returncode == 0:
+        return None
+    git("commit", "--quiet", "--no-verify", "-m", message, cwd=cwd, env=env)
+    return head(cwd)
+
+
+class PushRejectedError(Exception):
+    pass
+
+
+def commit_back(
+    cwd: Path,
+    *,
+    todo: Path,
+    base: str,
+    branch: str,
+    changes: Sequence[StatusChange],
+    message: str,
+    extra_paths: Sequence[str] = (),
+    remote: str = "origin",
+    env: Mapping[str, str] | None = None,
+    table: StatusTable = DEFAULT_TABLE,
+    markers: Mapping[str, str] | None = None,
+    attempts: int = 5,
+    backoff: float = 1.0,
+    before_push: Callable[[], None] | None = None,
+) -> CommitResult:
+    """Commit the TODO file (and ``extra_paths``) and push to ``branch``, surviving races."""
+    ident = identity_env() | dict(env or {})
+    todo_rel = os.path.relpath(todo.resolve(), cwd.resolve())
+    sha = commit_paths(cwd, [todo_rel, *extra_paths], message, ident)
+    if head(cwd) == base:
+        return CommitResult(None, False, 0, branch)
+    status_commit = sha  # None when the run changed no status
+    tries = 0
+
+    def attempt() -> None:
+        nonlocal status_commit, tries, base
+        tries += 1
+        if before_push is not None:
+            before_push()
+        proc = git("push", "--porcelain", remote, f"HEAD:refs/heads/{branch}", cwd=cwd, check=False)
+        if proc.returncode == 0:
+            return
+        text = proc.stderr + proc.stdout
+        if "rejected" not in text and "non-fast-forward" not in text and "fetch first" not in text:
+            raise GitError(("push", remote, branch), proc.returncode, text)
+        # Someone pushed first: rebuild our work on their tip.
+        git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=cwd)
+        upstream = git("rev-parse", "FETCH_HEAD", cwd=cwd).stdout.strip()
+        own_tip = f"{status_commit}^" if status_commit else "HEAD"
+        own_tip = git("rev-parse", own_tip, cwd=cwd).stdout.strip()
+        if own_tip != base:
+            rebased = git(
+                "rebase",
+                "--quiet",
+                "--autostash",
+                "--onto",
+                upstream,
+                base,
+                own_tip,
+                cwd=cwd,
+                env=ident,
+                check=False,
+            )
+            if rebased.returncode != 0:
+                git("rebase", "--abort", cwd=cwd, check=False)
+                raise GitError(
+                    ("rebase", "--onto", upstream),
+                    rebased.returncode,
+                    rebased.stderr + rebased.stdout,
+                )
+        else:
+            git("checkout", "--quiet", "--detach", upstream, cwd=cwd)
+        base = upstream
+        if status_commit is not None:
+            write_changes(todo, changes, table, markers)
+            status_commit = commit_paths(cwd, [todo_rel], message, ident)
+        git("checkout", "--quiet", "-B", branch, cwd=cwd)
+        raise PushRejectedError
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(PushRejectedError),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=backoff, max=30.0),
+        reraise=True,
+    )
+    try:
+        retrying(attempt)
+    except PushRejectedError:
+        return CommitResult(
+            head(cwd), False, tries, branch, f"push still rejected after {tries} attempts"
+        )
+    except GitError as exc:
+        return CommitResult(head(cwd), False, tries, branch, exc.message)
+    return CommitResult(head(cwd), True, tries, branch)

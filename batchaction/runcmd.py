@@ -1,0 +1,155 @@
+"""The ``run`` and ``status set`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from batchaction.errors import EXIT_OK, BatchError
+
+STATUS_WORDS = {
+    "in-progress": "in-progress",
+    "inprogress": "in-progress",
+    "started": "in-progress",
+    "completed": "completed",
+    "complete": "completed",
+    "done": "completed",
+    "failed": "failed",
+    "blocked": "blocked",
+    "not-started": "not-started",
+    "notstarted": "not-started",
+}
+
+
+def register(commands: Any) -> None:
+    from batchaction.cli import _add_planning  # noqa: PLC0415
+
+    run = commands.add_parser("run", help="run the selected tasks")
+    _add_planning(run)
+    run.add_argument(
+        "--executor", metavar="CMD", help="shell command per task; {number} is replaced"
+    )
+    run.add_argument("--max-parallel", metavar="N", help="tasks at once (default 5)")
+    run.add_argument("--timeout", metavar="DUR", help="per task: 90, 90s, 15m, 1h (default 1h)")
+    run.add_argument("--grace", metavar="DUR", help="SIGTERM to SIGKILL (default 10s)")
+    run.add_argument("--retries", metavar="N", help="retries for failed tasks (default 0)")
+    run.add_argument("--strategy", choices=("eager", "waves"), help="scheduling (default eager)")
+    run.add_argument(
+        "--fail-fast", action="store_true", default=None, help="start nothing after a failure"
+    )
+    run.add_argument("--summary-json", metavar="PATH", help="write the JSON summary here")
+    run.add_argument("--summary-md", metavar="PATH", help="write the Markdown summary here")
+    run.add_argument("--log-dir", metavar="DIR", help="per-task logs (default: a temp directory)")
+    stream = run.add_mutually_exclusive_group()
+    stream.add_argument(
+        "--stream", action="store_true", default=None, help="echo output as [63] lines"
+    )
+    stream.add_argument("--no-stream", action="store_false", dest="stream")
+    run.add_argument("--log-format", choices=("console", "json"), default="console")
+    run.set_defaults(func=cmd_run)
+
+    status = commands.add_parser("status", help="change a task's status in the TODO file")
+    actions = status.add_subparsers(dest="status_command", metavar="ACTION")
+    actions.required = True
+    set_ = actions.add_parser("set", help="set a task's status (same locked write as run)")
+    set_.add_argument("number", help="task number")
+    set_.add_argument("status", help="in-progress, completed, failed, blocked or not-started")
+    set_.add_argument("--todo", metavar="PATH", help="the TODO file (default: auto-detect)")
+    set_.add_argument("--reason", help="why (for failed and blocked)")
+    set_.set_defaults(func=cmd_status_set)
+
+    demo = commands.add_parser("demo", help="run the whole pipeline on a bundled example")
+    demo.add_argument("--keep", action="store_true", help="keep the scratch repository")
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from batchaction.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(keep=args.keep)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from batchaction.cli import load_plan  # noqa: PLC0415
+    from batchaction.progress import (  # noqa: PLC0415
+        HumanReporter,
+        JsonReporter,
+        configure_json_logging,
+        final_report,
+    )
+    from batchaction.runner import RunRequest, execute  # noqa: PLC0415
+
+    settings, todo, doc, plan = load_plan(args)
+    if not settings.executor:
+        raise BatchError("no executor: pass --executor 'CMD' (use {number} for the task number)")
+    stream = sys.stdout.isatty() if args.stream is None else bool(args.stream)
+    reporter: Any
+    if args.log_format == "json":
+        configure_json_logging()
+        reporter = JsonReporter()
+    else:
+        reporter = HumanReporter(total=len(plan.run) + len(plan.blocked))
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    result = execute(
+        RunRequest(
+            settings=settings,
+            todo=todo,
+            doc=doc,
+            plan=plan,
+            reporter=reporter,
+            stream=stream,
+            log_dir=Path(args.log_dir) if args.log_dir else None,
+            summary_json=Path(args.summary_json) if args.summary_json else None,
+            summary_md=Path(args.summary_md) if args.summary_md else None,
+        )
+    )
+    if args.log_format != "json":
+        print(final_report(result.summary), file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_status_set(args: argparse.Namespace) -> int:
+    from batchaction.settings import find_todo, resolve  # noqa: PLC0415
+    from batchaction.status import StatusTable, detect_style  # noqa: PLC0415
+    from batchaction.textlines import read_todo_text  # noqa: PLC0415
+    from batchaction.todo import parse_todo  # noqa: PLC0415
+    from batchaction.writeback import StatusChange, today, write_changes  # noqa: PLC0415
+
+    try:
+        number = int(str(args.number).lstrip("#"))
+    except ValueError:
+        raise BatchError(f"invalid task number {args.number!r}: expected digits like 63") from None
+    key = "".join(str(args.status).lower().strip("[]").replace("_", "-").split())
+    key = key.replace(" ", "-")
+    outcome = STATUS_WORDS.get(key) or STATUS_WORDS.get(key.replace("-", ""))
+    if outcome is None:
+        raise BatchError(
+            f"invalid status {args.status!r}: expected in-progress, completed, failed, "
+            "blocked or not-started"
+        )
+    settings = resolve({"todo-path": args.todo} if args.todo else {}, None)
+    todo = find_todo(settings.todo_path)
+    table = StatusTable.create(settings.done_markers, settings.closed_markers)
+    doc = parse_todo(read_todo_text(todo), table)
+    matches = [t for t in doc.tasks if t.number == number]
+    if not matches:
+        raise BatchError(f"task {number} is not in {todo}: check the number")
+    if len(matches) > 1:
+        raise BatchError(f"task {number} is defined more than once in {todo}: fix that first")
+    markers = dict(settings.status_markers)
+    if outcome == "not-started":
+        style = detect_style((t.status for t in doc.tasks), markers)
+        previous = style.render("not-started")
+        change = StatusChange(number, "restore", today(), previous=previous)
+    else:
+        change = StatusChange(number, outcome, today(), args.reason)  # type: ignore[arg-type]
+    try:
+        result = write_changes(todo, [change], table, markers)
+    except OSError as exc:
+        raise BatchError(f"{todo}: cannot write: {exc.strerror or exc}", 1) from None
+    if result.missing:
+        raise BatchError(f"task {number} disappeared from {todo} while writing; try again")
+    return EXIT_OK

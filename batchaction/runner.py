@@ -1,0 +1,176 @@
+"""``batchaction run``: plan -> scheduler -> status writer -> summaries, as one call."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED, BatchError
+from batchaction.planner import Plan
+from batchaction.scheduler import Reporter, RunOptions, Scheduler
+from batchaction.settings import Settings
+from batchaction.status import StatusTable
+from batchaction.statuswriter import StatusWriter
+from batchaction.summary import build_summary, render_markdown
+from batchaction.todo import TodoDocument
+from batchaction.writeback import PatchResult
+
+
+@dataclass
+class RunRequest:
+    settings: Settings
+    todo: Path
+    doc: TodoDocument
+    plan: Plan
+    reporter: Reporter
+    stream: bool = False
+    log_dir: Path | None = None
+    cwd: Path | None = None
+    summary_json: Path | None = None
+    summary_md: Path | None = None
+    secrets: tuple[str, ...] = ()
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    on_write: Callable[[PatchResult], None] | None = None
+    retry_backoff: float = 1.0
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, Any]
+    markdown: str
+    exit_code: int
+
+
+def repository_root(start: Path) -> Path:
+    """The git work tree holding ``start``, or ``start`` itself outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=start,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return start
+    top = out.stdout.strip()
+    return Path(top) if out.returncode == 0 and top else start
+
+
+def execute(request: RunRequest) -> RunResult:
+    settings = request.settings
+    if not settings.executor:
+        raise BatchError("no executor: pass --executor 'CMD' (use {number} for the task number)")
+    started_wall = dt.datetime.now(dt.UTC)
+    started = time.monotonic()
+    log_dir = request.log_dir or Path(tempfile.mkdtemp(prefix="batchaction-logs-"))
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BatchError(f"{log_dir}: cannot create the log directory: {exc.strerror}") from None
+    work_dir = Path(tempfile.mkdtemp(prefix="batchaction-run-"))
+    table = StatusTable.create(settings.done_markers, settings.closed_markers)
+    writer = StatusWriter(
+        request.todo, table, dict(settings.status_markers), on_write=request.on_write
+    )
+    options = RunOptions(
+        executor=settings.executor,
+        cwd=request.cwd or repository_root(Path.cwd()),
+        todo_path=request.todo.resolve(),
+        log_dir=log_dir.resolve(),
+        work_dir=work_dir,
+        max_parallel=settings.max_parallel,
+        timeout=settings.timeout,
+        grace=settings.grace,
+        retries=settings.retries,
+        retry_backoff=request.retry_backoff,
+        strategy="waves" if settings.strategy == "waves" else "eager",
+        fail_fast=settings.fail_fast,
+        stream=request.stream,
+        secrets=request.secrets,
+        expose_token=settings.expose_token,
+        environ=request.environ,
+    )
+    scheduler = Scheduler(
+        request.plan,
+        options,
+        submit=writer.submit,
+        reporter=request.reporter,
+        lines=request.doc.lines,
+    )
+    # While status writes drain, a second signal must not cut them in half.
+    try:
+        runs = scheduler.run()
+    finally:
+        with _signals_deferred():
+            writer.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    signum = scheduler.signal_received
+    warnings = list(request.plan.warnings)
+    warnings += [
+        f"task {c.number} was no longer in the TODO file when its status ({c.outcome}) was written"
+        for c in writer.missing
+    ]
+    summary = build_summary(
+        plan=request.plan,
+        runs=runs,
+        todo=str(request.todo),
+        strategy=settings.strategy,
+        max_parallel=settings.max_parallel,
+        started=started_wall.isoformat(timespec="seconds"),
+        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        duration_s=time.monotonic() - started,
+        log_dir=str(log_dir),
+        warnings=warnings,
+        failed_updates=[
+            {"number": f.change.number, "status": f.change.outcome, "error": f.error}
+            for f in writer.failed
+        ],
+        interrupted_by=signal.Signals(signum).name if signum else None,
+    )
+    markdown = render_markdown(summary)
+    write_outputs(summary, markdown, request.summary_json, request.summary_md)
+    if signum:
+        code = 128 + signum
+    else:
+        code = EXIT_OK if summary["result"] == "success" else EXIT_TASKS_FAILED
+    return RunResult(summary, markdown, code)
+
+
+def write_outputs(
+    summary: Mapping[str, Any], markdown: str, json_path: Path | None, md_path: Path | None
+) -> None:
+    for path, text in ((json_path, json.dumps(summary, indent=2) + "\n"), (md_path, markdown)):
+        if path is None:
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BatchError(f"{path}: cannot write the summary: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Any:
+    """Hold SIGINT/SIGTERM/SIGHUP while a critical section finishes (main thread only)."""
+    signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

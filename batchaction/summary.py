@@ -1,0 +1,195 @@
+"""Run summaries (SPEC 7): a JSON document (schema in ``schemas/``) and its Markdown rendering."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+from batchaction import __version__
+from batchaction.planner import Plan
+from batchaction.scheduler import TaskRun
+from batchaction.selection import format_selection
+
+OUTCOMES = ("completed", "in-progress", "failed", "timed-out", "blocked", "skipped", "cancelled")
+EMOJI = {
+    "completed": "✅",
+    "in-progress": "⏳",
+    "failed": "❌",
+    "timed-out": "⏱️",
+    "blocked": "⛔",
+    "skipped": "⏭️",
+    "cancelled": "🚫",
+}
+MARKDOWN_LIMIT = 60_000
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files("batchaction").joinpath("schemas/summary.schema.json").read_text()
+    value: dict[str, Any] = json.loads(text)
+    return value
+
+
+def result_of(counts: Mapping[str, int], interrupted: bool) -> str:
+    if interrupted:
+        return "interrupted"
+    if counts.get("failed") or counts.get("timed-out") or counts.get("blocked"):
+        return "failure"
+    return "success"
+
+
+def build_summary(
+    *,
+    plan: Plan,
+    runs: Mapping[int, TaskRun],
+    todo: str,
+    strategy: str,
+    max_parallel: int,
+    started: str,
+    finished: str,
+    duration_s: float,
+    log_dir: str,
+    warnings: Sequence[str] = (),
+    failed_updates: Sequence[Mapping[str, Any]] = (),
+    interrupted_by: str | None = None,
+    commit: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    tasks = [
+        {
+            "number": run.number,
+            "title": run.title,
+            "wave": run.wave,
+            "outcome": run.outcome,
+            "exit_code": run.exit_code,
+            "started_at": run.started_at,
+            "duration_s": run.duration_s,
+            "attempts": run.attempts,
+            "blocked_by": list(run.blocked_by),
+            "reason": run.reason,
+            "log_path": run.log_path,
+            "log_tail": list(run.log_tail),
+        }
+        for run in sorted(runs.values(), key=lambda r: (r.wave or 10**9, r.number))
+    ]
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for run in runs.values():
+        counts[run.outcome] = counts.get(run.outcome, 0) + 1
+    counts["skipped"] = len(plan.skipped)
+    return {
+        "version": __version__,
+        "selection": list(plan.selection),
+        "todo": todo,
+        "strategy": strategy,
+        "max_parallel": max_parallel,
+        "started": started,
+        "finished": finished,
+        "duration_s": round(duration_s, 3),
+        "waves": [list(wave) for wave in plan.waves],
+        "tasks": tasks,
+        "skipped": [
+            {"number": s.number, "reason": s.reason, "detail": s.detail} for s in plan.skipped
+        ],
+        "counts": counts,
+        "warnings": list(warnings),
+        "status_updates_failed": list(failed_updates),
+        "log_dir": log_dir,
+        "commit": dict(commit) if commit else {"sha": None, "pushed": False, "attempts": 0},
+        "interrupted_by": interrupted_by,
+        "result": result_of(counts, interrupted_by is not None),
+    }
+
+
+def _cell(text: str | None) -> str:
+    """Table-safe, HTML-escaped text for one Markdown table cell."""
+    return html.escape(" ".join((text or "").split()), quote=False).replace("|", "&#124;")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m {rest:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def counts_line(summary: Mapping[str, Any]) -> str:
+    counts = summary["counts"]
+    parts = [f"{EMOJI[o]} {counts[o]} {o.replace('-', ' ')}" for o in OUTCOMES if counts.get(o)]
+    ran = sum(counts[o] for o in OUTCOMES if o != "skipped")
+    head = f"**batchaction** {summary['result']}: {ran} task{'s' if ran != 1 else ''}"
+    return head + (" · " + " · ".join(parts) if parts else "")
+
+
+def next_steps(summary: Mapping[str, Any]) -> list[str]:
+    tasks = summary["tasks"]
+    broken = [t["number"] for t in tasks if t["outcome"] in ("failed", "timed-out")]
+    again = [t["number"] for t in tasks if t["outcome"] in ("blocked", "cancelled")]
+    steps: list[str] = []
+    if broken:
+        rerun = format_selection(broken + again)
+        steps.append(f"Fix {format_selection(broken)}, then `/task {rerun}`.")
+    elif again:
+        steps.append(f"Run `/task {format_selection(again)}` to finish the rest.")
+    pending = [t["number"] for t in tasks if t["outcome"] == "in-progress"]
+    if pending:
+        steps.append(
+            f"{format_selection(pending)} reported work in progress: run again when ready."
+        )
+    if summary.get("status_updates_failed"):
+        numbers = sorted({u["number"] for u in summary["status_updates_failed"]})
+        steps.append(
+            f"Status updates for {format_selection(numbers)} did not reach the TODO file: "
+            "check that it is writable."
+        )
+    return steps
+
+
+def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
+    out = [counts_line(summary), ""]
+    out.append(
+        f"Selection `{format_selection(summary['selection'])}` from `{_cell(summary['todo'])}`, "
+        f"{summary['strategy']}, {summary['max_parallel']} wide, "
+        f"{_duration(summary['duration_s'])}."
+    )
+    out.append("")
+    if summary["tasks"]:
+        out += ["| Wave | Task | Outcome | Duration | Reason |", "|---:|---|---|---:|---|"]
+        for task in summary["tasks"]:
+            wave = str(task["wave"]) if task["wave"] else "–"
+            out.append(
+                f"| {wave} | **{task['number']}** {_cell(task['title'])} "
+                f"| {EMOJI[task['outcome']]} {task['outcome']} "
+                f"| {_duration(task['duration_s'])} | {_cell(task['reason'])} |"
+            )
+        out.append("")
+    if summary["skipped"]:
+        skipped = ", ".join(f"{s['number']} ({s['reason']})" for s in summary["skipped"])
+        out += [f"Skipped: {_cell(skipped)}", ""]
+    for task in summary["tasks"]:
+        if task["outcome"] in ("failed", "timed-out") and task["log_tail"]:
+            tail = html.escape("\n".join(task["log_tail"]), quote=False)
+            out += [
+                "<details>",
+                f"<summary>{EMOJI[task['outcome']]} {task['number']} "
+                f"{_cell(task['title'])}: last {len(task['log_tail'])} log lines</summary>",
+                "",
+                f"<pre>{tail}</pre>",
+                "</details>",
+                "",
+            ]
+    warnings = summary.get("warnings") or []
+    if warnings:
+        out += ["<details>", f"<summary>{len(warnings)} warning(s)</summary>", ""]
+        out += [f"- {_cell(w)}" for w in warnings]
+        out += ["</details>", ""]
+    steps = next_steps(summary)
+    if steps:
+        out += ["**Next steps**", ""] + [f"- {step}" for step in steps] + [""]
+    text = "\n".join(out)
+    if len(text) > limit:
+        cut = text[: limit - 200].rsplit("\n", 1)[0]
+        text = cut + "\n\n…(summary truncated: see the JSON summary for everything)\n"
+    return text

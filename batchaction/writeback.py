@@ -1,0 +1,209 @@
+"""Status write-back (SPEC 6): patch single lines of TODO.md, under a lock, atomically.
+
+``patch_status`` is pure: it edits the lines of one task and nothing else. ``write_changes`` is
+the one place that touches the file: exclusive ``flock`` on ``<TODO>.lock`` (shared with shell
+scripts that run ``flock TODO.md.lock -c ...``), re-read, patch, temp file in the same
+directory, fsync, rename over, fsync the directory, mode kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from batchaction.status import DEFAULT_TABLE, MarkerStyle, StatusTable, detect_style
+from batchaction.textlines import decode_todo
+from batchaction.todo import Task, parse_todo
+
+Outcome = Literal["in-progress", "completed", "failed", "blocked", "restore"]
+
+# Which dated field, and which reason field, each outcome writes (in this order, after Status).
+_FIELDS: Mapping[str, tuple[str, str | None]] = {
+    "in-progress": ("Started", None),
+    "completed": ("Completed", None),
+    "failed": ("Failed", "Failure Reason"),
+    "blocked": ("Blocked", "Blocking Reason"),
+}
+_LIFECYCLE = frozenset(
+    name.lower() for pair in _FIELDS.values() for name in pair if name is not None
+)
+MAX_REASON = 300
+
+
+class StatusChange(NamedTuple):
+    number: int
+    outcome: Outcome
+    date: str  # YYYY-MM-DD
+    reason: str | None = None
+    previous: str | None = None  # the Status value to put back, for outcome "restore"
+
+
+def today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def one_line(text: str, limit: int = MAX_REASON) -> str:
+    """Fold a reason to a single line (it must never start new Markdown structure)."""
+    folded = " ".join(text.split())
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+
+
+def _eol(line: str, fallback: str) -> str:
+    if line.endswith("\r\n"):
+        return "\r\n"
+    if line.endswith("\n"):
+        return "\n"
+    return fallback
+
+
+def _set_value(line: str, old_value: str, new_value: str) -> str:
+    """Replace a field line's value, keeping its prefix and line ending."""
+    body = line.rstrip("\r\n")
+    ending = line[len(body) :]
+    start = body.rfind(old_value) if old_value else len(body.rstrip())
+    if old_value and start != -1:
+        return body[:start] + new_value + body[start + len(old_value) :] + ending
+    return body.rstrip() + " " + new_value + ending
+
+
+def patch_status(
+    lines: list[str], task: Task, change: StatusChange, style: MarkerStyle
+) -> list[str]:
+    """Return new lines with one task's status change applied; other lines are untouched."""
+    status = task.field("status")
+    assert status is not None
+    default_eol = _eol(lines[status.line], "\n")
+    result = list(lines)
+    if change.outcome == "restore":
+        if change.previous is not None:
+            result[status.line] = _set_value(lines[status.line], status.value, change.previous)
+        return result
+    result[status.line] = _set_value(lines[status.line], status.value, style.render(change.outcome))
+    dated, reason_name = _FIELDS[change.outcome]
+    wanted: list[tuple[str, str]] = [(dated, change.date)]
+    if reason_name is not None:
+        wanted.append((reason_name, one_line(change.reason or "no reason given")))
+    inserts: list[str] = []
+    for name, value in wanted:
+        existing = task.field(name.lower())
+        if existing is not None:
+            result[existing.line] = _set_value(lines[existing.line], existing.value, value)
+        else:
+            inserts.append(status.render(name, value, default_eol))
+    if inserts:
+        # After Status, or after the lifecycle fields that already follow it.
+        anchor = max(
+            [status.line]
+            + [f.line for f in task.fields if f.key in _LIFECYCLE and f.line > status.line]
+        )
+        if not result[anchor].endswith("\n"):
+            # The anchor is the file's last line, without a newline: give it one first.
+            result[anchor] += default_eol
+            inserts[-1] = inserts[-1].rstrip("\r\n")
+        result[anchor + 1 : anchor + 1] = inserts
+    return result
+
+
+class PatchResult(NamedTuple):
+    text: str
+    applied: tuple[StatusChange, ...]
+    missing: tuple[StatusChange, ...]  # the task was gone or ambiguous at write time
+
+
+def apply_changes(
+    text: str,
+    changes: Sequence[StatusChange],
+    table: StatusTable = DEFAULT_TABLE,
+    markers: Mapping[str, str] | None = None,
+) -> PatchResult:
+    """Apply changes, in order per task, to the current text of the file.
+
+    The file is parsed once; each task's section is patched on its own, last section first, so
+    that lines inserted in one task never shift another's line numbers.
+    """
+    doc = parse_todo(text, table)
+    lines = list(doc.lines)
+    style = detect_style((t.status for t in doc.tasks), markers)
+    by_number: dict[int, list[Task]] = {}
+    for task in doc.tasks:
+        by_number.setdefault(task.number, []).append(task)
+    grouped: dict[int, list[StatusChange]] = {}
+    missing: list[StatusChange] = []
+    for change in changes:
+        if len(by_number.get(change.number, ())) == 1:
+            grouped.setdefault(change.number, []).append(change)
+        else:
+            missing.append(change)
+    for number in sorted(grouped, key=lambda n: by_number[n][0].heading_line, reverse=True):
+        task = by_number[number][0]
+        section = lines[task.heading_line : task.end_line]
+        for change in grouped[number]:
+            own = parse_todo("".join(section), table).tasks[0]
+            section = patch_status(section, own, change, style)
+        lines[task.heading_line : task.end_line] = section
+    applied = tuple(c for c in changes if c.number in grouped)
+    return PatchResult("".join(lines), applied, tuple(missing))
+
+
+def lock_path(todo: Path) -> Path:
+    return todo.with_name(todo.name + ".lock")
+
+
+def atomic_replace(target: Path, data: bytes) -> None:
+    """Write ``data`` over ``target`` atomically, keeping its mode (and owner, as root)."""
+    real = Path(os.path.realpath(target))
+    info = real.stat()
+    fd, temp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), stat.S_IMODE(info.st_mode))
+            if os.geteuid() == 0:
+                os.fchown(handle.fileno(), info.st_uid, info.st_gid)
+            os.fsync(handle.fileno())
+        os.replace(temp, real)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    directory = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def write_changes(
+    todo: Path,
+    changes: Sequence[StatusChange],
+    table: StatusTable = DEFAULT_TABLE,
+    markers: Mapping[str, str] | None = None,
+    lock_timeout: float = 60.0,
+) -> PatchResult:
+    """Lock, re-read, patch and atomically replace TODO.md. Raises OSError on I/O failure."""
+    from filelock import FileLock, Timeout  # noqa: PLC0415 - only runs that write need it
+
+    lock = FileLock(
+        lock_path(todo),
+        timeout=lock_timeout,
+        thread_local=False,
+        preserve_lock_file=True,
+        fallback_to_soft=False,
+    )
+    try:
+        with lock:
+            data = todo.read_bytes()
+            result = apply_changes(decode_todo(data, str(todo)), changes, table, markers)
+            new = result.text.encode("utf-8")
+            if new != data:
+                atomic_replace(todo, new)
+            return result
+    except Timeout:
+        raise TimeoutError(
+            f"{lock_path(todo)} stayed locked for {lock_timeout:.0f}s by another process"
+        ) from None
