@@ -129,8 +129,15 @@ def commit_back(
     attempts: int = 5,
     backoff: float = 1.0,
     before_push: Callable[[], None] | None = None,
+    remote_env: Mapping[str, str] | None = None,
+    reapply: bool = True,
 ) -> CommitResult:
-    """Commit the TODO file (and ``extra_paths``) and push to ``branch``, surviving races."""
+    """Commit the TODO file (and ``extra_paths``) and push to ``branch``, surviving races.
+
+    ``reapply`` (one status commit on top): on a race, the status commit is rebuilt from
+    ``changes`` on the new tip. Without it (a status commit per change), every commit since
+    ``base`` is rebased.
+    """
     ident = identity_env() | dict(env or {})
     todo_rel = os.path.relpath(todo.resolve(), cwd.resolve())
     sha = commit_paths(cwd, [todo_rel, *extra_paths], message, ident)
@@ -144,16 +151,24 @@ def commit_back(
         tries += 1
         if before_push is not None:
             before_push()
-        proc = git("push", "--porcelain", remote, f"HEAD:refs/heads/{branch}", cwd=cwd, check=False)
+        proc = git(
+            "push",
+            "--porcelain",
+            remote,
+            f"HEAD:refs/heads/{branch}",
+            cwd=cwd,
+            env=remote_env,
+            check=False,
+        )
         if proc.returncode == 0:
             return
         text = proc.stderr + proc.stdout
         if "rejected" not in text and "non-fast-forward" not in text and "fetch first" not in text:
             raise GitError(("push", remote, branch), proc.returncode, text)
         # Someone pushed first: rebuild our work on their tip.
-        git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=cwd)
+        git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=cwd, env=remote_env)
         upstream = git("rev-parse", "FETCH_HEAD", cwd=cwd).stdout.strip()
-        own_tip = f"{status_commit}^" if status_commit else "HEAD"
+        own_tip = f"{status_commit}^" if status_commit and reapply else "HEAD"
         own_tip = git("rev-parse", own_tip, cwd=cwd).stdout.strip()
         if own_tip != base:
             rebased = git(
@@ -178,7 +193,7 @@ def commit_back(
         else:
             git("checkout", "--quiet", "--detach", upstream, cwd=cwd)
         base = upstream
-        if status_commit is not None:
+        if status_commit is not None and reapply:
             write_changes(todo, changes, table, markers)
             status_commit = commit_paths(cwd, [todo_rel], message, ident)
         git("checkout", "--quiet", "-B", branch, cwd=cwd)

@@ -64,6 +64,17 @@ def register(commands: Any) -> None:
     demo.add_argument("--keep", action="store_true", help="keep the scratch repository")
     demo.set_defaults(func=cmd_demo)
 
+    action = commands.add_parser(
+        "action", help="the GitHub Action entrypoint (reads GITHUB_* and INPUT_*)"
+    )
+    action.set_defaults(func=cmd_action)
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    from batchaction.action import run_action  # noqa: PLC0415
+
+    return run_action()
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from batchaction.demo import run_demo  # noqa: PLC0415

@@ -1,0 +1,400 @@
+"""``batchaction action``: the container entrypoint (SPEC 8).
+
+Reads ``GITHUB_*`` and ``INPUT_*``; decides whether the event asks for a run; gates it on the
+commenter's permission and the pull request's origin; runs the batch on the PR head; commits
+the statuses back; publishes outputs, the job summary, annotations and a reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from batchaction import gitops
+from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
+from batchaction.ghevent import ROLE_RANK, Trigger, decide, load_event, permission_rank
+from batchaction.github import GitHub, GitHubError
+from batchaction.planner import plan
+from batchaction.progress import HumanReporter, final_report
+from batchaction.runner import RunRequest, execute
+from batchaction.selection import format_selection, parse_selection
+from batchaction.settings import Settings, find_todo, resolve
+from batchaction.status import StatusTable
+from batchaction.textlines import read_todo_text
+from batchaction.todo import parse_todo
+from batchaction.workflow import Workflow
+from batchaction.writeback import PatchResult, StatusChange
+
+COMMENT_LIMIT = 65_000
+# Inputs that are not Settings keys.
+ACTION_ONLY = ("github-token", "config")
+
+
+def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
+    """``INPUT_MAX-PARALLEL`` -> ``{"max-parallel": ...}``; empty inputs count as unset."""
+    keys = [name.replace("_", "-") for name in Settings.__dataclass_fields__] + list(ACTION_ONLY)
+    values = {}
+    for key in keys:
+        value = env.get(f"INPUT_{key.upper()}") or env.get(f"INPUT_{key.upper().replace('-', '_')}")
+        if value is not None and value.strip():
+            values[key] = value.strip() if key != "executor" else value
+    return values
+
+
+def inside(path: Path, root: Path) -> bool:
+    real = Path(os.path.realpath(path))
+    return real == root or root in real.parents
+
+
+@dataclass
+class Context:
+    env: Mapping[str, str]
+    wf: Workflow
+    workspace: Path
+    token: str | None
+    gh: GitHub | None
+    trigger: Trigger
+
+    def react(self, content: str) -> None:
+        if self.gh is None or self.trigger.comment_id is None:
+            return
+        try:
+            self.gh.react(self.trigger.owner, self.trigger.repo, self.trigger.comment_id, content)
+        except GitHubError as exc:
+            self.wf.command("warning", f"could not add a reaction: {exc}")
+
+    def reply(self, body: str) -> None:
+        if self.gh is None or self.trigger.pr_number is None:
+            return
+        if len(body) > COMMENT_LIMIT:
+            link = self.run_url()
+            body = body[: COMMENT_LIMIT - 300].rsplit("\n", 1)[0] + (
+                f"\n\n…(truncated: the whole summary is in [the run]({link}))\n"
+            )
+        try:
+            self.gh.comment(self.trigger.owner, self.trigger.repo, self.trigger.pr_number, body)
+        except GitHubError as exc:
+            self.wf.command("warning", f"could not reply on the pull request: {exc}")
+
+    def run_url(self) -> str:
+        server = self.env.get("GITHUB_SERVER_URL", "https://github.com")
+        repo = self.env.get("GITHUB_REPOSITORY", f"{self.trigger.owner}/{self.trigger.repo}")
+        return f"{server}/{repo}/actions/runs/{self.env.get('GITHUB_RUN_ID', '')}"
+
+    def refuse(self, why: str, code: int = EXIT_OK) -> int:
+        """Say no on the PR (😕) and in the log; run nothing, push nothing."""
+        self.wf.notice(f"batchaction did not run: {why}")
+        self.react("confused")
+        self.reply(f"😕 **batchaction** did not run: {why}")
+        return code
+
+    def git_auth_env(self) -> dict[str, str]:
+        """Token auth for fetch/push, passed per command so it is never stored in .git/config."""
+        if not self.token:
+            return {}
+        existing = gitops.git(
+            "config", "--get-regexp", r"^http\..*\.extraheader$", cwd=self.workspace, check=False
+        )
+        if existing.stdout.strip():
+            return {}  # the checkout left credentials: use them
+        server = self.env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+        basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
+        return {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"http.{server}/.extraheader",
+            "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+        }
+
+
+def ensure_safe_directory(workspace: Path) -> None:
+    listed = gitops.git(
+        "config", "--global", "--get-all", "safe.directory", cwd=workspace, check=False
+    )
+    if str(workspace) not in listed.stdout.split("\n") and "*" not in listed.stdout.split("\n"):
+        gitops.git("config", "--global", "--add", "safe.directory", str(workspace), cwd=workspace)
+
+
+def gate_comment(ctx: Context, settings: Settings) -> tuple[str, str] | int:
+    """Permission and fork checks; the PR head (branch, sha), or an exit code after refusing."""
+    trigger = ctx.trigger
+    assert ctx.gh is not None
+    assert trigger.pr_number is not None
+    try:
+        answer = ctx.gh.permission(trigger.owner, trigger.repo, trigger.sender)
+    except GitHubError as exc:
+        return ctx.refuse(f"could not verify the permission of @{trigger.sender} ({exc})")
+    if permission_rank(answer) < ROLE_RANK[settings.permission]:
+        role = answer.get("role_name") or answer.get("permission") or "no"
+        return ctx.refuse(
+            f"@{trigger.sender} has {role} permission on this repository; "
+            f"`{settings.permission}` is needed to run tasks"
+        )
+    try:
+        pull = ctx.gh.pull(trigger.owner, trigger.repo, trigger.pr_number)
+    except GitHubError as exc:
+        return ctx.refuse(f"could not read pull request #{trigger.pr_number} ({exc})")
+    head = pull.get("head") or {}
+    head_repo = (head.get("repo") or {}).get("full_name")
+    base_repo = ((pull.get("base") or {}).get("repo") or {}).get("full_name")
+    ref, sha = head.get("ref"), head.get("sha")
+    if not isinstance(ref, str) or not isinstance(sha, str):
+        return ctx.refuse(f"pull request #{trigger.pr_number} has no head branch")
+    if pull.get("state") not in (None, "open"):
+        return ctx.refuse(f"pull request #{trigger.pr_number} is {pull.get('state')}")
+    if head_repo is None or head_repo != base_repo:
+        if not settings.allow_forks:
+            return ctx.refuse(
+                f"the head of #{trigger.pr_number} is in a fork ({head_repo or 'deleted'}); "
+                "set `allow-forks: true` to run tasks on fork branches"
+            )
+        return ctx.refuse(
+            "runs on fork branches cannot push their statuses back with this token; "
+            "run the tasks from a branch of this repository"
+        )
+    return ref, sha
+
+
+def checkout_head(ctx: Context, branch: str, sha: str) -> str | None:
+    """Put the workspace on ``branch`` at ``sha``; an error message on failure."""
+    env = ctx.git_auth_env()
+    fetched = gitops.git(
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "origin",
+        f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+        cwd=ctx.workspace,
+        env=env,
+        check=False,
+    )
+    if fetched.returncode != 0:
+        return f"could not fetch {branch}: {fetched.stderr.strip()[-500:]}"
+    known = gitops.git("cat-file", "-e", f"{sha}^{{commit}}", cwd=ctx.workspace, check=False)
+    if known.returncode != 0:
+        return f"commit {sha[:12]} of {branch} is no longer on the branch (force-pushed?)"
+    switched = gitops.git("checkout", "--quiet", "-B", branch, sha, cwd=ctx.workspace, check=False)
+    if switched.returncode != 0:
+        return f"could not check out {branch}: {switched.stderr.strip()[-500:]}"
+    return None
+
+
+def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> list[str]:
+    if not patterns:
+        return []
+    status = gitops.git("status", "--porcelain", "-z", "--untracked-files=all", cwd=workspace)
+    paths = [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
+    return sorted(
+        p for p in paths if p != todo_rel and any(fnmatch.fnmatch(p, pat) for pat in patterns)
+    )
+
+
+def publish(
+    ctx: Context, summary: dict[str, Any], markdown: str, todo: Path, todo_rel: str
+) -> None:
+    wf = ctx.wf
+    tasks = summary["tasks"]
+
+    def numbers(*outcomes: str) -> str:
+        return format_selection(t["number"] for t in tasks if t["outcome"] in outcomes)
+
+    wf.set_outputs(
+        {
+            "result": summary["result"],
+            "completed": numbers("completed"),
+            "failed": numbers("failed", "timed-out"),
+            "blocked": numbers("blocked"),
+            "skipped": format_selection(s["number"] for s in summary["skipped"]),
+            "waves": json.dumps(summary["waves"]),
+            "summary-json": json.dumps(summary),
+            "commit-sha": summary["commit"]["sha"] or "",
+        }
+    )
+    wf.step_summary(markdown)
+    try:
+        doc = parse_todo(read_todo_text(todo))
+        lines = {t.number: (t.field("status") or t.fields[0]).line + 1 for t in doc.tasks}
+    except BatchError:
+        lines = {}
+    for task in tasks:
+        if task["outcome"] in ("failed", "timed-out"):
+            wf.error(
+                f"task {task['number']} {task['outcome']}: {task['reason']}",
+                file=todo_rel,
+                line=lines.get(task["number"]),
+            )
+        if task["log_path"] and Path(task["log_path"]).is_file():
+            with Path(task["log_path"]).open(encoding="utf-8", errors="replace") as log:
+                wf.group(f"Task {task['number']}: {task['title']} ({task['outcome']})", log)
+
+
+def run_action(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    wf = Workflow(env, out)
+    try:
+        return _run(env, wf)
+    except BatchError as exc:
+        wf.error(str(exc))
+        print(f"batchaction: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _run(env: dict[str, str], wf: Workflow) -> int:
+    workspace = Path(os.path.realpath(env.get("GITHUB_WORKSPACE") or os.getcwd()))
+    os.chdir(workspace)
+    inputs = read_inputs(env)
+    token = inputs.pop("github-token", None) or env.get("GITHUB_TOKEN") or None
+    if token:
+        wf.mask(token)
+    config = inputs.pop("config", None)
+    event_name = env.get("GITHUB_EVENT_NAME", "")
+    payload = load_event(env.get("GITHUB_EVENT_PATH"))
+    # The event decides first: an unrelated event must not fail on configuration.
+    command = inputs.get("command", "/task")
+    allow_edits = inputs.get("allow-edits", "").lower() == "true"
+    trigger = decide(
+        event_name,
+        payload,
+        env,
+        command=command,
+        allow_edits=allow_edits,
+        tasks_input=inputs.get("tasks"),
+    )
+    if trigger.kind == "ignore":
+        wf.notice(f"batchaction: {trigger.reason}; nothing to run")
+        return EXIT_OK
+    api = env.get("GITHUB_API_URL", "https://api.github.com")
+    gh = GitHub(api, token) if trigger.kind == "comment" else None
+    ctx = Context(env, wf, workspace, token, gh, trigger)
+    try:
+        return _gated_run(ctx, inputs, config)
+    finally:
+        if gh is not None:
+            gh.close()
+
+
+def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
+    env, wf, workspace, trigger = ctx.env, ctx.wf, ctx.workspace, ctx.trigger
+    try:
+        settings = resolve(inputs, Path(config) if config else None, base=workspace)
+    except BatchError as exc:
+        return ctx.refuse(f"invalid configuration: {exc}", EXIT_INVALID_INPUT)
+    ensure_safe_directory(workspace)
+    if trigger.kind == "comment":
+        gated = gate_comment(ctx, settings)
+        if isinstance(gated, int):
+            return gated
+        branch, sha = gated
+    else:
+        branch = trigger.branch or gitops.current_branch(workspace) or ""
+        sha = gitops.head(workspace)
+    try:
+        selection = parse_selection(trigger.selection, settings.max_tasks)
+        todo = find_todo(settings.todo_path, base=workspace)
+        if not inside(todo, workspace):
+            raise BatchError(
+                f"todo-path {settings.todo_path!r} leads outside the workspace: "
+                "use a path inside the repository"
+            )
+    except BatchError as exc:
+        return ctx.refuse(str(exc), EXIT_INVALID_INPUT)
+    if not settings.executor:
+        return ctx.refuse("no executor: set the action's `executor` input", EXIT_INVALID_INPUT)
+    if trigger.kind == "comment":
+        ctx.react("eyes")
+        problem = checkout_head(ctx, branch, sha)
+        if problem:
+            return ctx.refuse(problem, EXIT_TASKS_FAILED)
+    table = StatusTable.create(settings.done_markers, settings.closed_markers)
+    try:
+        doc = parse_todo(read_todo_text(todo), table)
+        the_plan = plan(
+            doc.tasks,
+            selection,
+            include_deps=settings.include_deps,
+            unselected_deps="block" if settings.unselected_deps == "block" else "warn",
+        )
+    except BatchError as exc:
+        return ctx.refuse(str(exc), exc.exit_code)
+    todo_rel = os.path.relpath(os.path.realpath(todo), workspace)
+    applied: list[StatusChange] = []
+    on_write = _collector(ctx, settings, applied, todo_rel)
+    for warning in the_plan.warnings:
+        wf.command("warning", warning)
+    result = execute(
+        RunRequest(
+            settings=settings,
+            todo=Path(todo_rel),
+            doc=doc,
+            plan=the_plan,
+            reporter=HumanReporter(len(the_plan.run) + len(the_plan.blocked), out=sys.stderr),
+            cwd=workspace,
+            secrets=(ctx.token,) if ctx.token else (),
+            environ=env,
+            on_write=on_write,
+        )
+    )
+    summary = result.summary
+    print(final_report(summary), file=sys.stderr)
+    code = result.exit_code
+    if settings.commit != "never" and branch:
+        outcomes = {t["number"]: t["outcome"] for t in summary["tasks"]}
+        committed = gitops.commit_back(
+            workspace,
+            todo=Path(todo_rel),
+            base=sha,
+            branch=branch,
+            changes=applied,
+            message=gitops.commit_message(outcomes, settings.commit_message),
+            extra_paths=changed_paths(workspace, settings.add_paths, todo_rel),
+            table=table,
+            markers=dict(settings.status_markers),
+            remote_env=ctx.git_auth_env(),
+            reapply=settings.commit == "end",
+        )
+        summary["commit"] = {
+            "sha": committed.sha,
+            "pushed": committed.pushed,
+            "attempts": committed.attempts,
+            "branch": committed.branch,
+            "error": committed.error,
+        }
+        if committed.error:
+            wf.error(f"the status commit was not pushed: {committed.error}")
+            code = max(code, EXIT_TASKS_FAILED)
+    elif settings.commit != "never":
+        wf.command("warning", "not on a branch: the status changes were not committed")
+    from batchaction.summary import render_markdown  # noqa: PLC0415
+
+    markdown = render_markdown(summary)
+    publish(ctx, summary, markdown, workspace / todo_rel, todo_rel)
+    if trigger.kind == "comment":
+        ctx.react("rocket" if code == EXIT_OK else "confused")
+        ctx.reply(markdown + f"\n[Run log]({ctx.run_url()})\n")
+    return code
+
+
+def _collector(
+    ctx: Context, settings: Settings, applied: list[StatusChange], todo_rel: str
+) -> Callable[[PatchResult], None]:
+    def collect(patch: PatchResult) -> None:
+        applied.extend(patch.applied)
+        if settings.commit == "each" and patch.applied:
+            outcomes = {c.number: c.outcome for c in patch.applied}
+            try:
+                gitops.commit_paths(
+                    ctx.workspace,
+                    [todo_rel],
+                    gitops.commit_message(outcomes, settings.commit_message),
+                    gitops.identity_env(),
+                )
+            except gitops.GitError as exc:
+                ctx.wf.command("warning", f"could not commit a status change: {exc}")
+
+    return collect
