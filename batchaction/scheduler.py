@@ -15,6 +15,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,9 +166,14 @@ class Scheduler:
         selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
         previous_handlers = self._install_signals()
         previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        # This loop mostly waits in system calls; when the status writer thread is busy
+        # parsing, a short switch interval hands the GIL back to the loop quickly.
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
         try:
             self._loop(selector, wake_r)
         finally:
+            sys.setswitchinterval(previous_interval)
             signal.set_wakeup_fd(previous_wakeup)
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)

@@ -8,6 +8,7 @@ changes that did not land are listed in the summary.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -36,6 +37,7 @@ class StatusWriter:
         attempts: int = 5,
         backoff: float = 0.05,
         on_write: Callable[[PatchResult], None] | None = None,
+        min_interval: float = 0.05,
     ) -> None:
         self.todo = todo
         self.table = table
@@ -48,6 +50,10 @@ class StatusWriter:
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
+        self._flushing = False
+        self._min_interval = min_interval
+        self._interval = min_interval
+        self._last_write = 0.0
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(OSError),
             stop=tenacity.stop_after_attempt(attempts),
@@ -65,7 +71,10 @@ class StatusWriter:
     def flush(self) -> None:
         """Wait until every change submitted so far has been written (or given up)."""
         with self._cond:
+            self._flushing = True
+            self._cond.notify_all()
             self._cond.wait_for(lambda: not self._pending and not self._busy)
+            self._flushing = False
 
     def close(self) -> None:
         self.flush()
@@ -80,11 +89,20 @@ class StatusWriter:
                 self._cond.wait_for(lambda: self._pending or self._closed)
                 if not self._pending and self._closed:
                     return
+                # Let a burst gather: at most one write per min_interval, unless flushing.
+                # This also keeps the writer from starving the scheduler's thread of the GIL.
+                wait = self._last_write + self._interval - time.monotonic()
+                if wait > 0 and not self._flushing:
+                    self._cond.wait_for(lambda: self._flushing or self._closed, timeout=wait)
                 batch, self._pending = self._pending, []
                 self._busy = True
+                self._last_write = time.monotonic()
             try:
                 self._write(batch)
             finally:
+                # Busy at most about a fifth of the time, however large the file.
+                spent = time.monotonic() - self._last_write
+                self._interval = max(self._min_interval, 4 * spent)
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()

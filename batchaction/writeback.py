@@ -63,6 +63,8 @@ def _eol(line: str, fallback: str) -> str:
 
 def _set_value(line: str, old_value: str, new_value: str) -> str:
     """Replace a field line's value, keeping its prefix and line ending."""
+    if new_value == old_value:
+        return line
     body = line.rstrip("\r\n")
     ending = line[len(body) :]
     start = body.rfind(old_value) if old_value else len(body.rstrip())
@@ -77,7 +79,9 @@ def patch_status(
     """Return new lines with one task's status change applied; other lines are untouched."""
     status = task.field("status")
     assert status is not None
-    default_eol = _eol(lines[status.line], "\n")
+    # A last line without an ending gets the ending the other lines use.
+    usual_eol = next((_eol(line, "\n") for line in lines if line.endswith("\n")), "\n")
+    default_eol = _eol(lines[status.line], usual_eol)
     result = list(lines)
     if change.outcome == "restore":
         if change.previous is not None:
@@ -126,7 +130,7 @@ def apply_changes(
     The file is parsed once; each task's section is patched on its own, last section first, so
     that lines inserted in one task never shift another's line numbers.
     """
-    doc = parse_todo(text, table)
+    doc = parse_todo(text, table, shallow=True)
     lines = list(doc.lines)
     style = detect_style((t.status for t in doc.tasks), markers)
     by_number: dict[int, list[Task]] = {}
