@@ -213,7 +213,8 @@ def publish(
             "skipped": format_selection(s["number"] for s in summary["skipped"]),
             "waves": json.dumps(summary["waves"]),
             "summary-json": json.dumps(summary),
-            "commit-sha": summary["commit"]["sha"] or "",
+            # Only a commit that reached the branch: an unpushed one exists nowhere else.
+            "commit-sha": (summary["commit"]["sha"] or "") if summary["commit"]["pushed"] else "",
         }
     )
     wf.step_summary(markdown)
@@ -284,7 +285,9 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
     try:
         settings = resolve(inputs, Path(config) if config else None, base=workspace)
     except BatchError as exc:
-        return ctx.refuse(f"invalid configuration: {exc}", EXIT_INVALID_INPUT)
+        # Said in the run's log only: a commenter without permission gets no reply.
+        wf.error(f"invalid configuration: {exc}")
+        return EXIT_INVALID_INPUT
     ensure_safe_directory(workspace)
     if trigger.kind == "comment":
         gated = gate_comment(ctx, settings)
@@ -296,12 +299,6 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
         sha = gitops.head(workspace)
     try:
         selection = parse_selection(trigger.selection, settings.max_tasks)
-        todo = find_todo(settings.todo_path, base=workspace)
-        if not inside(todo, workspace):
-            raise BatchError(
-                f"todo-path {settings.todo_path!r} leads outside the workspace: "
-                "use a path inside the repository"
-            )
     except BatchError as exc:
         return ctx.refuse(str(exc), EXIT_INVALID_INPUT)
     if not settings.executor:
@@ -311,6 +308,16 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
         problem = checkout_head(ctx, branch, sha)
         if problem:
             return ctx.refuse(problem, EXIT_TASKS_FAILED)
+    # Look for the TODO file on the PR head, not on the default branch checked out before.
+    try:
+        todo = find_todo(settings.todo_path, base=workspace)
+        if not inside(todo, workspace):
+            named = settings.todo_path or os.path.relpath(todo, workspace)
+            raise BatchError(
+                f"todo-path {named!r} leads outside the workspace: use a path inside the repository"
+            )
+    except BatchError as exc:
+        return ctx.refuse(str(exc), EXIT_INVALID_INPUT)
     table = StatusTable.create(settings.done_markers, settings.closed_markers)
     try:
         doc = parse_todo(read_todo_text(todo), table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -152,7 +153,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
         try:
             problems = lint_document(parse_todo(read_todo_text(path)))
         except BatchError as exc:
-            print(f"{path}:1: error: {exc}" if not str(exc).startswith(str(path)) else exc)
+            print(_compiler_style(str(path), str(exc)))
             status = max(status, 1)
             continue
         for problem in problems:
@@ -160,6 +161,14 @@ def cmd_lint(args: argparse.Namespace) -> int:
         if has_errors(problems):
             status = max(status, 1)
     return status
+
+
+def _compiler_style(path: str, message: str) -> str:
+    """``path:line: error: message`` for a file-level error (line 1 when none is known)."""
+    match = re.match(re.escape(path) + r"(?::(\d+))?:\s*(?:error:\s*)?(.*)", message, re.DOTALL)
+    if match is None:
+        return f"{path}:1: error: {message}"
+    return f"{path}:{match[1] or 1}: error: {match[2]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

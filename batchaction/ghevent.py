@@ -130,7 +130,7 @@ def permission_rank(answer: Mapping[str, Any]) -> int:
     role = answer.get("role_name")
     if isinstance(role, str) and role in ROLE_RANK:
         return ROLE_RANK[role]
-    permissions = answer.get("user", {}).get("permissions") if isinstance(answer, dict) else None
+    permissions = _get(answer, "user", "permissions")  # ``user`` may be null
     if isinstance(permissions, Mapping):
         for name in ("admin", "maintain", "push", "triage", "pull"):
             if permissions.get(name):

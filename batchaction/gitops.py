@@ -163,7 +163,10 @@ def commit_back(
         if proc.returncode == 0:
             return
         text = proc.stderr + proc.stdout
-        if "rejected" not in text and "non-fast-forward" not in text and "fetch first" not in text:
+        # A race: the branch moved ("[rejected] ... (fetch first | non-fast-forward)"), or
+        # GitHub's transient "cannot lock ref". A hook's "[remote rejected]" is final.
+        raced = "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
+        if not raced and "cannot lock ref" not in text:
             raise GitError(("push", remote, branch), proc.returncode, text)
         # Someone pushed first: rebuild our work on their tip.
         git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=cwd, env=remote_env)
@@ -171,6 +174,7 @@ def commit_back(
         own_tip = f"{status_commit}^" if status_commit and reapply else "HEAD"
         own_tip = git("rev-parse", own_tip, cwd=cwd).stdout.strip()
         if own_tip != base:
+            before = head(cwd)
             rebased = git(
                 "rebase",
                 "--quiet",
@@ -185,6 +189,8 @@ def commit_back(
             )
             if rebased.returncode != 0:
                 git("rebase", "--abort", cwd=cwd, check=False)
+                # The abort leaves HEAD detached at own_tip: put the branch back as it was.
+                git("checkout", "--quiet", "-B", branch, before, cwd=cwd, check=False)
                 raise GitError(
                     ("rebase", "--onto", upstream),
                     rebased.returncode,

@@ -25,6 +25,8 @@ def parse_selection(text: str, max_tasks: int = DEFAULT_MAX_TASKS) -> list[int]:
         match = _ITEM.fullmatch(item)
         if match is None:
             raise BatchError(f"invalid selection item {item!r}: {EXPECTED}")
+        if max(len(match["start"]), len(match["end"] or "")) > 18:
+            raise BatchError(f"invalid selection item {item!r}: task number too large")
         start = int(match["start"])
         end = int(match["end"]) if match["end"] is not None else start
         if start == 0 or end == 0:

@@ -70,7 +70,9 @@ class Workflow:
             return
         data = markdown.encode("utf-8")
         if len(data) > STEP_SUMMARY_LIMIT - 1024:
-            data = data[: STEP_SUMMARY_LIMIT - 1024].rsplit(b"\n", 1)[0]
+            # Drop a character the cut split in two (a long line has no newline to cut at).
+            cut = data[: STEP_SUMMARY_LIMIT - 1024].decode("utf-8", "ignore").encode("utf-8")
+            data = cut.rsplit(b"\n", 1)[0]
             data += b"\n\n...(truncated: the full summary is in the summary-json output)\n"
         with Path(path).open("ab") as handle:
             handle.write(data + b"\n")

@@ -1,0 +1,276 @@
+"""Commit-back under a push race: other clones push to the branch while the batch runs.
+
+The executor of a task itself clones the bare remote a second time, commits there (a new file,
+a line at the top of TODO.md and a note in an unselected task) and pushes to the PR branch before
+it exits, so the action's own push is rejected once and must land on top without losing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from actionhelpers import (
+    BOT,
+    HUMAN,
+    ApiStub,
+    Sandbox,
+    build_template,
+    comment_event,
+    make_sandbox,
+    pull_answer,
+    run_action,
+    status_of,
+)
+from pytest_httpserver import HTTPServer
+
+# argv: task number, configuration file. Writes ran-N; races and commits as configured.
+RACER = r"""
+import json
+import pathlib
+import subprocess
+import sys
+
+number = int(sys.argv[1])
+cfg = json.loads(pathlib.Path(sys.argv[2]).read_text())
+markers = pathlib.Path(cfg["markers"])
+
+
+def git(*args, cwd):
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"git {args} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
+(markers / f"ran-{number}").write_text("")
+if number in cfg["race"]:
+    clone = pathlib.Path(cfg["clones"]) / f"other-{number}"
+    git("clone", "--quiet", "--branch", cfg["branch"], cfg["remote"], str(clone), cwd=cfg["clones"])
+    (clone / f"other-{number}.txt").write_text("pushed from another clone\n")
+    todo = clone / "TODO.md"
+    text = todo.read_text()
+    text = text.replace("# TODO\n", "# TODO\n\nIntro line from another clone.\n", 1)
+    text = text.replace("Body of task five.\n", "Body of task five.\nNote from another clone.\n")
+    todo.write_text(text)
+    if cfg.get("readme"):
+        (clone / "README.md").write_text("Hello from another clone.\n")
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", f"Other clone during task {number}", cwd=clone)
+    git("push", "--quiet", "origin", f"HEAD:{cfg['branch']}", cwd=clone)
+    (markers / f"other-{number}.sha").write_text(git("rev-parse", "HEAD", cwd=clone))
+if number in cfg["own"]:
+    workspace = pathlib.Path.cwd()
+    (workspace / f"own-{number}.txt").write_text(f"made by task {number}\n")
+    git("add", f"own-{number}.txt", cwd=workspace)
+    if cfg.get("readme"):
+        (workspace / "README.md").write_text(f"Hello from task {number}.\n")
+        git("add", "README.md", cwd=workspace)
+    git("commit", "--quiet", "-m", f"Executor commit for task {number}", cwd=workspace)
+    (markers / f"own-{number}.sha").write_text(git("rev-parse", "HEAD", cwd=workspace))
+"""
+LIFECYCLE = ("**Status**:", "**Started**:", "**Completed**:")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The remote and workspaces every sandbox of this module is copied from."""
+    return build_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, template: Path) -> Sandbox:
+    """A remote with ``main`` and ``feature``, and a workspace checked out on ``main``."""
+    return make_sandbox(tmp_path, template)
+
+
+@pytest.fixture
+def api(httpserver: HTTPServer, sandbox: Sandbox) -> ApiStub:
+    """The GitHub API stub, answering that ``feature`` at its current sha is the PR head."""
+    stub = ApiStub(httpserver)
+    stub.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    return stub
+
+
+def racer(
+    sandbox: Sandbox,
+    *,
+    race: tuple[int, ...] = (),
+    own: tuple[int, ...] = (),
+    readme: bool = False,
+) -> str:
+    """The executor command: the racing script with its configuration."""
+    (sandbox.root / "clones").mkdir(exist_ok=True)
+    script = sandbox.root / "racer.py"
+    script.write_text(RACER, encoding="utf-8")
+    config = sandbox.root / "racer.json"
+    config.write_text(
+        json.dumps(
+            {
+                "markers": str(sandbox.markers),
+                "clones": str(sandbox.root / "clones"),
+                "remote": str(sandbox.remote),
+                "branch": "feature",
+                "race": list(race),
+                "own": list(own),
+                "readme": readme,
+            }
+        ),
+        encoding="utf-8",
+    )
+    words = [sys.executable, str(script), "{number}", str(config)]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def without_lifecycle(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.lstrip("- ").startswith(LIFECYCLE)]
+
+
+def assert_fast_forwards_only(sandbox: Sandbox, branch: str) -> None:
+    """Every update the remote branch ever took moved it forward (no force push)."""
+    updates = sandbox.ref_log(branch)
+    assert updates
+    for old, new in updates:
+        if set(old) != {"0"}:
+            assert sandbox.is_ancestor(old, new), (old, new)
+
+
+def assert_theirs_kept(sandbox: Sandbox, theirs: str, tip: str) -> None:
+    """Their commit is an ancestor of the tip and their file and TODO.md edits are all there."""
+    assert sandbox.is_ancestor(theirs, tip)
+    assert sandbox.merges(f"{sandbox.feature_sha}..{tip}") == []
+    assert sandbox.show(tip, "other-1.txt") == "pushed from another clone"
+    final = sandbox.show(tip, "TODO.md")
+    assert "Intro line from another clone." in final
+    assert "Note from another clone." in final
+    assert without_lifecycle(final) == without_lifecycle(sandbox.show(theirs, "TODO.md"))
+
+
+def test_status_commit_lands_on_top_of_a_racing_push(sandbox: Sandbox, api: ApiStub) -> None:
+    """Another clone pushes while task 1 runs; the statuses land on top, theirs intact."""
+    run = run_action(
+        sandbox,
+        "issue_comment",
+        comment_event("/task 1-3"),
+        api_url=api.url,
+        inputs={"executor": racer(sandbox, race=(1,))},
+    )
+    assert run.code == 0, run.err
+    theirs = (sandbox.markers / "other-1.sha").read_text()
+    tip = sandbox.tip("feature")
+    assert theirs != tip
+    assert sandbox.is_ancestor(sandbox.feature_sha, theirs)
+    assert_theirs_kept(sandbox, theirs, tip)
+    assert sandbox.git("rev-parse", f"{tip}^") == theirs
+    assert sandbox.people(tip) == (BOT, BOT)
+    final = sandbox.show(tip, "TODO.md")
+    assert [status_of(final, n) for n in (1, 2, 3, 4, 5)] == ["[COMPLETED]"] * 3 + [
+        "[NOT STARTED]"
+    ] * 2
+    assert_fast_forwards_only(sandbox, "feature")
+    assert sandbox.tip("main") == sandbox.main_sha
+    commit = run.summary["commit"]
+    assert (commit["pushed"], commit["attempts"], commit["error"]) == (True, 2, None)
+    assert run.outputs["commit-sha"] == tip
+    assert api.reactions() == ["eyes", "rocket"]
+
+
+def test_executor_commit_is_pushed_along(sandbox: Sandbox, api: ApiStub) -> None:
+    """A commit an executor makes in the workspace reaches the remote under the status commit."""
+    run = run_action(
+        sandbox,
+        "issue_comment",
+        comment_event("/task 1-2"),
+        api_url=api.url,
+        inputs={"executor": racer(sandbox, own=(1,))},
+    )
+    assert run.code == 0, run.err
+    own = (sandbox.markers / "own-1.sha").read_text()
+    tip = sandbox.tip("feature")
+    assert sandbox.is_ancestor(own, tip)
+    assert sandbox.git("rev-parse", f"{own}^") == sandbox.feature_sha
+    assert sandbox.people(own) == (HUMAN, HUMAN)
+    assert sandbox.people(tip) == (BOT, BOT)
+    assert sandbox.show(tip, "own-1.txt") == "made by task 1"
+    assert run.summary["commit"]["attempts"] == 1
+    assert_fast_forwards_only(sandbox, "feature")
+
+
+def test_executor_commit_is_rebased_onto_a_racing_push(sandbox: Sandbox, api: ApiStub) -> None:
+    """Task 1's race and task 2's own commit: the own commit is rebased onto their tip."""
+    run = run_action(
+        sandbox,
+        "issue_comment",
+        comment_event("/task 1-3"),
+        api_url=api.url,
+        inputs={"executor": racer(sandbox, race=(1,), own=(2,)), "max-parallel": "1"},
+    )
+    assert run.code == 0, run.err
+    theirs = (sandbox.markers / "other-1.sha").read_text()
+    tip = sandbox.tip("feature")
+    assert_theirs_kept(sandbox, theirs, tip)
+    assert sandbox.subjects(f"{theirs}..{tip}") == [
+        "tasks: 1-3 completed",
+        "Executor commit for task 2",
+    ]
+    rebased = sandbox.git("rev-parse", f"{tip}^")
+    assert sandbox.git("rev-parse", f"{rebased}^") == theirs
+    assert sandbox.people(rebased)[0] == HUMAN
+    assert sandbox.show(tip, "own-2.txt") == "made by task 2"
+    assert sandbox.people(tip) == (BOT, BOT)
+    final = sandbox.show(tip, "TODO.md")
+    assert [status_of(final, n) for n in (1, 2, 3)] == ["[COMPLETED]"] * 3
+    assert_fast_forwards_only(sandbox, "feature")
+    assert run.outputs["commit-sha"] == tip
+
+
+def test_commit_each_rebases_every_status_commit(sandbox: Sandbox, api: ApiStub) -> None:
+    """With ``commit: each`` the per-change status commits are rebased onto the racing push."""
+    run = run_action(
+        sandbox,
+        "issue_comment",
+        comment_event("/task 1-2"),
+        api_url=api.url,
+        inputs={"executor": racer(sandbox, race=(1,)), "commit": "each", "max-parallel": "1"},
+    )
+    assert run.code == 0, run.err
+    theirs = (sandbox.markers / "other-1.sha").read_text()
+    tip = sandbox.tip("feature")
+    assert_theirs_kept(sandbox, theirs, tip)
+    ours = sandbox.git("rev-list", f"{theirs}..{tip}").split()
+    assert len(ours) >= 2
+    assert all(sandbox.people(sha) == (BOT, BOT) for sha in ours)
+    final = sandbox.show(tip, "TODO.md")
+    assert [status_of(final, n) for n in (1, 2, 3)] == [
+        "[COMPLETED]",
+        "[COMPLETED]",
+        "[NOT STARTED]",
+    ]
+    assert_fast_forwards_only(sandbox, "feature")
+
+
+def test_conflicting_push_is_reported_and_never_forced(sandbox: Sandbox, api: ApiStub) -> None:
+    """A push whose rebase conflicts is reported, never forced, and leaves commit-sha empty."""
+    run = run_action(
+        sandbox,
+        "issue_comment",
+        comment_event("/task 1-2"),
+        api_url=api.url,
+        inputs={"executor": racer(sandbox, race=(1,), own=(2,), readme=True), "max-parallel": "1"},
+    )
+    assert run.code == 1, run.err
+    theirs = (sandbox.markers / "other-1.sha").read_text()
+    assert sandbox.tip("feature") == theirs
+    assert_fast_forwards_only(sandbox, "feature")
+    assert "::error::the status commit was not pushed" in run.out
+    commit = run.summary["commit"]
+    assert commit["pushed"] is False
+    assert commit["error"]
+    assert run.outputs["commit-sha"] == ""
+    assert api.reactions() == ["eyes", "confused"]
+    workspace_todo = (sandbox.workspace / "TODO.md").read_text(encoding="utf-8")
+    assert [status_of(workspace_todo, n) for n in (1, 2)] == ["[COMPLETED]"] * 2
+    assert sandbox.git("symbolic-ref", "--short", "HEAD", cwd=sandbox.workspace) == "feature"
