@@ -26,6 +26,7 @@ from batchaction.progress import HumanReporter, final_report
 from batchaction.runner import RunRequest, execute
 from batchaction.selection import format_selection, parse_selection
 from batchaction.settings import Settings, find_todo, resolve
+from batchaction.signals import recorded_signals
 from batchaction.status import StatusTable
 from batchaction.textlines import read_todo_text
 from batchaction.todo import parse_todo
@@ -350,40 +351,21 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
     summary = result.summary
     print(final_report(summary), file=sys.stderr)
     code = result.exit_code
-    if settings.commit != "never" and branch:
-        outcomes = {t["number"]: t["outcome"] for t in summary["tasks"]}
-        committed = gitops.commit_back(
-            workspace,
-            todo=Path(todo_rel),
-            base=sha,
+    with recorded_signals() as received:
+        code = _commit_and_publish(
+            ctx,
+            settings,
+            summary=summary,
+            applied=applied,
             branch=branch,
-            changes=applied,
-            message=gitops.commit_message(outcomes, settings.commit_message),
-            extra_paths=changed_paths(workspace, settings.add_paths, todo_rel),
+            sha=sha,
+            todo_rel=todo_rel,
+            code=code,
             table=table,
-            markers=dict(settings.status_markers),
-            remote_env=ctx.git_auth_env(),
-            reapply=settings.commit == "end",
+            received=received,
         )
-        summary["commit"] = {
-            "sha": committed.sha,
-            "pushed": committed.pushed,
-            "attempts": committed.attempts,
-            "branch": committed.branch,
-            "error": committed.error,
-        }
-        if committed.error:
-            wf.error(f"the status commit was not pushed: {committed.error}")
-            code = max(code, EXIT_TASKS_FAILED)
-    elif settings.commit != "never":
-        wf.command("warning", "not on a branch: the status changes were not committed")
-    from batchaction.summary import render_markdown  # noqa: PLC0415
-
-    markdown = render_markdown(summary)
-    publish(ctx, summary, markdown, workspace / todo_rel, todo_rel)
-    if trigger.kind == "comment":
-        ctx.react("rocket" if code == EXIT_OK else "confused")
-        ctx.reply(markdown + f"\n[Run log]({ctx.run_url()})\n")
+    if received and code < 128:
+        code = 128 + received[0]
     return code
 
 
@@ -405,3 +387,61 @@ def _collector(
                 ctx.wf.command("warning", f"could not commit a status change: {exc}")
 
     return collect
+
+
+def _commit_and_publish(
+    ctx: Context,
+    settings: Settings,
+    *,
+    summary: dict[str, Any],
+    applied: list[StatusChange],
+    branch: str,
+    sha: str,
+    todo_rel: str,
+    code: int,
+    table: StatusTable,
+    received: list[int],
+) -> int:
+    """Commit, push and publish; an interrupt here stops retries but never cuts a step."""
+    wf, workspace, trigger = ctx.wf, ctx.workspace, ctx.trigger
+
+    def stop_if_interrupted() -> None:
+        if received:
+            raise gitops.GitError(("push",), 128 + received[0], "interrupted: push abandoned")
+
+    if settings.commit != "never" and branch:
+        outcomes = {t["number"]: t["outcome"] for t in summary["tasks"]}
+        committed = gitops.commit_back(
+            workspace,
+            todo=Path(todo_rel),
+            base=sha,
+            branch=branch,
+            changes=applied,
+            message=gitops.commit_message(outcomes, settings.commit_message),
+            extra_paths=changed_paths(workspace, settings.add_paths, todo_rel),
+            table=table,
+            markers=dict(settings.status_markers),
+            remote_env=ctx.git_auth_env(),
+            reapply=settings.commit == "end",
+            before_push=stop_if_interrupted,
+        )
+        summary["commit"] = {
+            "sha": committed.sha,
+            "pushed": committed.pushed,
+            "attempts": committed.attempts,
+            "branch": committed.branch,
+            "error": committed.error,
+        }
+        if committed.error:
+            wf.error(f"the status commit was not pushed: {committed.error}")
+            code = max(code, EXIT_TASKS_FAILED)
+    elif settings.commit != "never":
+        wf.command("warning", "not on a branch: the status changes were not committed")
+    from batchaction.summary import render_markdown  # noqa: PLC0415
+
+    markdown = render_markdown(summary)
+    publish(ctx, summary, markdown, workspace / todo_rel, todo_rel)
+    if trigger.kind == "comment":
+        ctx.react("rocket" if code == EXIT_OK else "confused")
+        ctx.reply(markdown + f"\n[Run log]({ctx.run_url()})\n")
+    return code

@@ -368,8 +368,11 @@ class Scheduler:
         run.log_tail = executor.read_tail(Path(run.log_path or ""))
         if executor.group_alive(proc.pgid):
             executor.terminate_group(proc.pgid)
-            kill_at = proc.kill_at if proc.kill_at is not None else time.monotonic()
-            self.lingering.append(_Lingering(proc.pgid, kill_at + self.options.grace))
+            # The grace period that began with a timeout or interrupt goes on; it is not
+            # granted twice. A leader that exited by itself leaves its group a full one.
+            full = time.monotonic() + self.options.grace
+            kill_at = full if proc.kill_at is None else min(proc.kill_at, full)
+            self.lingering.append(_Lingering(proc.pgid, kill_at))
         status, summary, problem = executor.read_result(proc.result_file)
         if proc.cancelled:
             run.outcome = "cancelled"
@@ -453,6 +456,9 @@ class Scheduler:
         if run.outcome == "pending":
             run.outcome = "cancelled"
             run.reason = reason
+            if run.attempts:
+                # Waiting for a retry: TODO.md already says it is in progress.
+                self.submit(StatusChange(number, "restore", today(), previous=run.previous_status))
 
     # -- time and signals -------------------------------------------------------------------
 

@@ -158,6 +158,13 @@ def lock_path(todo: Path) -> Path:
     return todo.with_name(todo.name + ".lock")
 
 
+def remove_stale_temp_files(todo: Path) -> None:
+    """Delete temp files a killed writer left behind (safe: we hold the lock they needed)."""
+    real = Path(os.path.realpath(todo))
+    for leftover in real.parent.glob(f".{real.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 def atomic_replace(target: Path, data: bytes) -> None:
     """Write ``data`` over ``target`` atomically, keeping its mode (and owner, as root)."""
     real = Path(os.path.realpath(target))
@@ -201,6 +208,7 @@ def write_changes(
     )
     try:
         with lock:
+            remove_stale_temp_files(todo)
             data = todo.read_bytes()
             result = apply_changes(decode_todo(data, str(todo)), changes, table, markers)
             new = result.text.encode("utf-8")
