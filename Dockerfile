@@ -12,7 +12,10 @@
 #            every file that enters the image is named by a hash in the repo.
 #   final    the same Debian base with python3, git and ca-certificates only;
 #            it receives /opt/venv from the build stage. No python3-venv, no
-#            hatchling, no pip, no build tools.
+#            hatchling, no pip, no build tools. The venv keeps the .pyc
+#            files pip compiled at install time (+14 MB): they cut the start
+#            of every run from about 0.7 s to 0.3 s; with
+#            PYTHONDONTWRITEBYTECODE=1 nothing is written at run time.
 #
 # The venv is copied between stages at the same path and links to the same
 # /usr/bin/python3 (both stages start from the same `base` stage).
@@ -37,6 +40,12 @@ RUN set -eux; \
 
 FROM base AS build
 
+# Optional settings of the build host for pip (a proxy's CA bundle, a PyPI
+# mirror). They exist in this stage only, so they appear in neither the final
+# image's environment nor its history. Unset by default.
+ARG PIP_INDEX_URL
+ARG PIP_CERT
+
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends python3-venv; \
@@ -57,9 +66,9 @@ COPY batchaction/ /src/batchaction/
 RUN set -eux; \
     /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dist /src; \
     /opt/venv/bin/pip install --no-deps --no-index /tmp/dist/batchaction-*.whl; \
+    /opt/venv/bin/pip check; \
     /opt/venv/bin/python -m pip uninstall -y pip; \
-    /opt/venv/bin/python -c 'import batchaction; print("batchaction", batchaction.__version__)'; \
-    find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
+    /opt/venv/bin/python -c 'import batchaction; print("batchaction", batchaction.__version__)'
 
 FROM base
 

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-import structlog
-
 from batchaction.scheduler import Reporter, TaskRun
 from batchaction.selection import format_selection
 
@@ -89,6 +87,8 @@ class HumanReporter(Reporter):
 
 
 def configure_json_logging(out: TextIO | None = None) -> None:
+    import structlog  # noqa: PLC0415 - only --log-format json pays for it
+
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -104,7 +104,9 @@ class JsonReporter(Reporter):
     """One JSON object per event on stderr (``--log-format json``), through structlog."""
 
     def __init__(self) -> None:
-        self.log = structlog.get_logger("batchaction")
+        import structlog  # noqa: PLC0415
+
+        self.log: Any = structlog.get_logger("batchaction")
 
     def task_started(self, run: TaskRun, running: Sequence[int]) -> None:
         self.log.info("task_started", task=run.number, attempt=run.attempts, running=list(running))

@@ -20,6 +20,7 @@ from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.planner import Plan
 from batchaction.scheduler import Reporter, RunOptions, Scheduler
 from batchaction.settings import Settings
+from batchaction.signals import recorded_signals
 from batchaction.status import StatusTable
 from batchaction.statuswriter import StatusWriter
 from batchaction.summary import build_summary, render_markdown
@@ -72,8 +73,6 @@ def execute(request: RunRequest) -> RunResult:
     settings = request.settings
     if not settings.executor:
         raise BatchError("no executor: pass --executor 'CMD' (use {number} for the task number)")
-    started_wall = dt.datetime.now(dt.UTC)
-    started = time.monotonic()
     log_dir = request.log_dir or Path(tempfile.mkdtemp(prefix="batchaction-logs-"))
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -109,38 +108,45 @@ def execute(request: RunRequest) -> RunResult:
         reporter=request.reporter,
         lines=request.doc.lines,
     )
-    # While status writes drain, a second signal must not cut them in half.
-    try:
-        runs = scheduler.run()
-    finally:
-        with _signals_deferred():
-            writer.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
-    signum = scheduler.signal_received
-    warnings = list(request.plan.warnings)
-    warnings += [
-        f"task {c.number} was no longer in the TODO file when its status ({c.outcome}) was written"
-        for c in writer.missing
-    ]
-    summary = build_summary(
-        plan=request.plan,
-        runs=runs,
-        todo=str(request.todo),
-        strategy=settings.strategy,
-        max_parallel=settings.max_parallel,
-        started=started_wall.isoformat(timespec="seconds"),
-        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        duration_s=time.monotonic() - started,
-        log_dir=str(log_dir),
-        warnings=warnings,
-        failed_updates=[
-            {"number": f.change.number, "status": f.change.outcome, "error": f.error}
-            for f in writer.failed
-        ],
-        interrupted_by=signal.Signals(signum).name if signum else None,
-    )
-    markdown = render_markdown(summary)
-    write_outputs(summary, markdown, request.summary_json, request.summary_md)
+    started_wall = dt.datetime.now(dt.UTC)
+    started = time.monotonic()
+    # The scheduler handles signals while it runs; one that comes after it stopped is recorded,
+    # not fatal: the statuses still drain, the summaries are still written, the exit is 128+N.
+    with recorded_signals() as late:
+        # While status writes drain, a second signal must not cut them in half.
+        try:
+            runs = scheduler.run()
+        finally:
+            with _signals_deferred():
+                writer.close()
+            shutil.rmtree(work_dir, ignore_errors=True)
+        signum = scheduler.signal_received or (late[0] if late else None)
+        warnings = list(request.plan.warnings)
+        warnings += [
+            f"task {c.number} was no longer in the TODO file when its status ({c.outcome}) "
+            "was written"
+            for c in writer.missing
+        ]
+        summary = build_summary(
+            plan=request.plan,
+            runs=runs,
+            todo=str(request.todo),
+            strategy=settings.strategy,
+            max_parallel=settings.max_parallel,
+            started=started_wall.isoformat(timespec="seconds"),
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            duration_s=time.monotonic() - started,
+            log_dir=str(log_dir),
+            warnings=warnings,
+            failed_updates=[
+                {"number": f.change.number, "status": f.change.outcome, "error": f.error}
+                for f in writer.failed
+            ],
+            interrupted_by=signal.Signals(signum).name if signum else None,
+        )
+        markdown = render_markdown(summary)
+        write_outputs(summary, markdown, request.summary_json, request.summary_md)
+    signum = signum or (late[0] if late else None)
     if signum:
         code = 128 + signum
     else:

@@ -148,6 +148,7 @@ class Scheduler:
         self.stopping = False
         self.failed_first: int | None = None
         self.signal_received: int | None = None
+        self.hurry = False  # a second SIGINT: no more grace for anything
         self.current_wave = 1
         self.wait_strategy = tenacity.wait_exponential(multiplier=options.retry_backoff, max=60.0)
 
@@ -173,14 +174,18 @@ class Scheduler:
         try:
             self._loop(selector, wake_r)
         finally:
-            sys.setswitchinterval(previous_interval)
-            signal.set_wakeup_fd(previous_wakeup)
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
-            selector.close()
-            os.close(wake_r)
-            os.close(wake_w)
-            self._kill_everything()
+            try:
+                # Still under our handlers: a second Ctrl-C here ends the wait for lingering
+                # groups instead of raising KeyboardInterrupt and leaving them behind.
+                self._kill_everything()
+            finally:
+                sys.setswitchinterval(previous_interval)
+                signal.set_wakeup_fd(previous_wakeup)
+                for signum, handler in previous_handlers.items():
+                    signal.signal(signum, handler)
+                selector.close()
+                os.close(wake_r)
+                os.close(wake_w)
         return self.runs
 
     # -- loop -------------------------------------------------------------------------------
@@ -486,9 +491,12 @@ class Scheduler:
 
         def handler(signum: int, _frame: object) -> None:
             if self.signal_received is not None and signum == signal.SIGINT:
-                # A second Ctrl-C: no more grace.
+                # A second Ctrl-C: no more grace, for running tasks and lingering groups.
+                self.hurry = True
                 for proc in self.procs.values():
                     executor.kill_group(proc.pgid)
+                for linger in self.lingering:
+                    executor.kill_group(linger.pgid)
             self.signal_received = self.signal_received or signum
 
         for signum in INTERRUPTS:
@@ -519,9 +527,13 @@ class Scheduler:
             executor.kill_group(proc.pgid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=5)
-        deadline = time.monotonic() + self.options.grace
         for linger in self.lingering:
-            while executor.group_alive(linger.pgid) and time.monotonic() < deadline:
+            # The grace period each group got when it was sent SIGTERM, not a new one.
+            while (
+                executor.group_alive(linger.pgid)
+                and time.monotonic() < linger.kill_at
+                and not self.hurry
+            ):
                 time.sleep(0.02)
             executor.kill_group(linger.pgid)
             executor.reap_group(linger.pgid)

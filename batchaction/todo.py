@@ -19,8 +19,8 @@ _HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t#]*\r?\n?$")
 _TASK_TITLE = re.compile(r"(\d+)\.[ \t]+(.*)$|(\d+)\.?$")
 _FIELD = re.compile(
     r"(?P<indent>[ \t]*)(?P<bullet>[-*+][ \t]+)?\*\*(?P<name>[^*\n]+?)\*\*"
-    r"(?P<sep>:)?[ \t]*(?P<value>[^\r\n]*?)[ \t]*(?P<eol>\r?\n)?$"
-)
+    r"(?P<sep>:)?[ \t]*(?P<value>[^\r\n]*)(?P<eol>\r?\n)?$"
+)  # the value is greedy (a lazy one costs a backtracking step per character); strip it after
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)")
 
 
@@ -93,7 +93,7 @@ def _parse_field(line: str, index: int) -> Field | None:
     return Field(
         key=name.strip().lower(),
         name=name.strip(),
-        value=match["value"],
+        value=match["value"].rstrip(" \t"),
         line=index,
         indent=match["indent"],
         bullet=match["bullet"] or "",

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from filelock import FileLock, Timeout
+
 from batchaction.status import DEFAULT_TABLE, MarkerStyle, StatusTable, detect_style
 from batchaction.textlines import decode_todo
 from batchaction.todo import Task, parse_todo
@@ -197,8 +199,6 @@ def write_changes(
     lock_timeout: float = 60.0,
 ) -> PatchResult:
     """Lock, re-read, patch and atomically replace TODO.md. Raises OSError on I/O failure."""
-    from filelock import FileLock, Timeout  # noqa: PLC0415 - only runs that write need it
-
     lock = FileLock(
         lock_path(todo),
         timeout=lock_timeout,
