@@ -1,0 +1,43 @@
+"""``batchaction demo`` (SPEC 9): the whole pipeline on the bundled example, as a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from runhelpers import clean_env
+
+
+@pytest.mark.slow
+class TestDemo:
+    def test_demo_runs_and_cleans_up(self, tmp_path: Path) -> None:
+        """The demo exits 0, prints the summary and the bot's commit, and leaves nothing behind."""
+        cwd = tmp_path / "cwd"
+        scratch = tmp_path / "tmp"
+        cwd.mkdir()
+        scratch.mkdir()
+        proc = subprocess.run(
+            [sys.executable, "-m", "batchaction", "demo"],
+            cwd=cwd,
+            env=clean_env({"TMPDIR": str(scratch)}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout
+        assert "**batchaction** failure:" in out
+        assert "| Wave | Task | Outcome | Duration | Reason |" in out
+        for outcome in ("completed", "failed", "timed-out", "in-progress", "blocked"):
+            assert f" {outcome} |" in out, outcome
+        assert "<details>" in out
+        assert "**Next steps**" in out
+        commits = [line for line in out.splitlines() if ": " in line and "[bot]" in line]
+        assert any("github-actions[bot]: " in line for line in commits), out
+        assert "+- **Status**: [FAILED]" in out or "+**Status**: [FAILED]" in out
+        assert "Traceback" not in proc.stderr
+        assert list(cwd.iterdir()) == []
+        assert list(scratch.iterdir()) == []
