@@ -44,9 +44,10 @@ def _add_planning(parser: argparse.ArgumentParser) -> None:
     _add_todo(parser)
     parser.add_argument(
         "--include-deps",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="pull open dependencies into the run, transitively",
+        help="pull open dependencies into the run, transitively (--no-include-deps overrides "
+        "the configuration file)",
     )
     parser.add_argument(
         "--unselected-deps",

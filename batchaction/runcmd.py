@@ -37,7 +37,10 @@ def register(commands: Any) -> None:
     run.add_argument("--retries", metavar="N", help="retries for failed tasks (default 0)")
     run.add_argument("--strategy", choices=("eager", "waves"), help="scheduling (default eager)")
     run.add_argument(
-        "--fail-fast", action="store_true", default=None, help="start nothing after a failure"
+        "--fail-fast",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start nothing new after the first failure",
     )
     run.add_argument("--summary-json", metavar="PATH", help="write the JSON summary here")
     run.add_argument("--summary-md", metavar="PATH", help="write the Markdown summary here")

@@ -22,7 +22,8 @@ from typing import Any
 
 from pytest_httpserver import HTTPServer
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# Byte-for-byte copies of the shared real-world fixtures (provenance in fixtures/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GITHUB_FIXTURES = FIXTURES / "github"
 
 TOKEN = "ghs_testtoken123"
