@@ -8,25 +8,40 @@ from typing import NamedTuple
 # A range wider than this in a Dependencies field is a typo, not a plan.
 MAX_DEPENDENCY_RANGE = 10_000
 
-_PARENS = re.compile(r"\([^()]*\)")
-_SPLIT = re.compile(r"\s*(?:[,;&/+]|\band\b)\s*", re.IGNORECASE)
+# Separators only: the segments are stripped after the split (``\s*`` around the separator
+# made the split quadratic on long runs of blanks). Possessive ``*+``/``++`` keep matching
+# linear: a backtracking ``\s*`` next to ``#?\s*`` used to take minutes on a long line.
+_SPLIT = re.compile(r"[,;&/+]|\band\b", re.IGNORECASE)
 _BARE = re.compile(
-    r"(?:tasks?\s*)?#?\s*(\d+)(?:\s*[-–]\s*(?:tasks?\s*)?#?\s*(\d+))?", re.IGNORECASE
+    r"(?:tasks?\s*+)?#?\s*+(\d++)(?:\s*+[-–]\s*+(?:tasks?\s*+)?#?\s*+(\d++))?", re.IGNORECASE
 )
 _REFERENCE = re.compile(
-    r"(?:\btasks?\s*#?\s*|#\s*)(\d+)(?:\s*[-–]\s*#?\s*(\d+))?",
+    r"(?:\btasks?\s*+#?\s*+|#\s*+)(\d++)(?:\s*+[-–]\s*+#?\s*+(\d++))?",
     re.IGNORECASE,
 )
 _NONE = re.compile(r"(?:none|n/?a|nothing|-+|—)", re.IGNORECASE)
 
 
 def strip_annotations(text: str) -> str:
-    """Remove (possibly nested) parenthesised annotations."""
-    previous = None
-    while previous != text:
-        previous = text
-        text = _PARENS.sub(" ", text)
-    return text
+    """Remove (possibly nested) parenthesised annotations.
+
+    Each closed group, innermost first, becomes one space; unmatched parentheses stay. One pass
+    with a stack (substituting innermost groups until nothing changes was quadratic in depth).
+    """
+    if "(" not in text:
+        return text
+    out: list[str] = []
+    opened: list[int] = []  # where in ``out`` each unclosed "(" sits
+    for char in text:
+        if char == "(":
+            opened.append(len(out))
+            out.append(char)
+        elif char == ")" and opened:
+            del out[opened.pop() :]
+            out.append(" ")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 class Dependencies(NamedTuple):
@@ -35,6 +50,8 @@ class Dependencies(NamedTuple):
 
 
 def _expand(start: str, end: str | None) -> tuple[list[int], str | None]:
+    if len(start) > 18 or len(end or "") > 18:
+        return [], f"number {(start if len(start) > 18 else end or '')[:12]}… is too large"
     first = int(start)
     last = int(end) if end is not None else first
     if last < first:
@@ -79,8 +96,9 @@ def parse_dependencies(value: str) -> Dependencies:
 
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
+# Never start inside a run of digits: each such start rescanned the run (quadratic).
 _EFFORT = re.compile(
-    _NUMBER + r"(?:\s*(?:[-–]|to)\s*" + _NUMBER + r")?\s*"
+    r"(?<!\d)" + _NUMBER + r"(?:\s*(?:[-–]|to)\s*" + _NUMBER + r")?\s*"
     r"(minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|wks?|w)?\b",
     re.IGNORECASE,
 )

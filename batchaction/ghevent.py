@@ -112,7 +112,7 @@ def decide(
         return Trigger("ignore", "comments from bots are ignored")
     number = _get(payload, "issue", "number")
     comment_id = _get(payload, "comment", "id")
-    if not isinstance(number, int) or not isinstance(comment_id, int):
+    if type(number) is not int or type(comment_id) is not int:  # bool is an int too
         raise BatchError("the issue_comment payload has no issue number or comment id")
     return Trigger(
         "comment",

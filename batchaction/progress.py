@@ -27,6 +27,12 @@ def _running(numbers: Sequence[int]) -> str:
     return f" | running {shown}"
 
 
+def _flat(text: str | None) -> str:
+    """One line: an executor's summary must not start lines of its own (``::error::...`` would
+    be a workflow command on a GitHub runner, which reads them from stderr too)."""
+    return " ".join((text or "").split())
+
+
 class HumanReporter(Reporter):
     """``[3/8] done 63 (12.4s) | running 64, 65 | failed 1`` on every change."""
 
@@ -61,7 +67,7 @@ class HumanReporter(Reporter):
         if run.outcome in ("failed", "timed-out"):
             self.failed += 1
         took = f" ({run.duration_s:.1f}s)" if run.duration_s is not None else ""
-        why = f": {run.reason}" if run.reason and run.outcome != "completed" else ""
+        why = f": {_flat(run.reason)}" if run.reason and run.outcome != "completed" else ""
         word = WORDS.get(run.outcome, run.outcome)
         self._line(
             f"[{self.done}/{self.total}] {word} {run.number}{took}{why}{self._tail(running)}",
@@ -70,7 +76,7 @@ class HumanReporter(Reporter):
 
     def task_retry(self, run: TaskRun, delay: float) -> None:
         self._line(
-            f"[{self.done}/{self.total}] retry {run.number} in {delay:.1f}s: {run.reason}",
+            f"[{self.done}/{self.total}] retry {run.number} in {delay:.1f}s: {_flat(run.reason)}",
             permanent=True,
         )
 

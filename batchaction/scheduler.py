@@ -33,6 +33,7 @@ TaskOutcome = Literal[
 ]
 FINISHED = frozenset({"completed", "in-progress", "failed", "timed-out", "blocked", "cancelled"})
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+MAX_WAIT = 3600.0  # longest single wait of the loop; it wakes up and waits again
 
 
 @dataclass
@@ -219,7 +220,8 @@ class Scheduler:
         moments += [at for at, _ in self.delayed]
         if not moments:
             return None
-        return max(0.0, min(moments) - now)
+        # Capped: epoll refuses waits of more than ~24.8 days (a --timeout of 720h crashed).
+        return min(max(0.0, min(moments) - now), MAX_WAIT)
 
     def _launch(self, selector: selectors.BaseSelector) -> None:
         now = time.monotonic()
@@ -336,6 +338,7 @@ class Scheduler:
                 break
             if not chunk:
                 self._close_pipe(selector, proc)
+                final = True  # end of output: a last line without a newline is echoed too
                 break
             os.write(proc.log_fd, chunk)
             data = proc.partial + chunk

@@ -10,7 +10,8 @@ from batchaction.errors import BatchError
 DEFAULT_MAX_TASKS = 500
 
 _SEPARATORS = re.compile(r"[\s,]+")
-_ITEM = re.compile(r"#?(?P<start>\d+)(?:-(?P<end>\d+))?")
+# ASCII digits only: ``\d`` would also take look-alikes such as ``٣`` or ``３``.
+_ITEM = re.compile(r"#?(?P<start>[0-9]+)(?:-(?P<end>[0-9]+))?")
 
 EXPECTED = "expected a task number like 63 or a range like 65-67"
 

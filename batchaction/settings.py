@@ -6,6 +6,7 @@ Every value may arrive as a string (action inputs always do) and is checked here
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -27,7 +28,10 @@ _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 def parse_duration(value: str | float, name: str = "duration") -> float:
     """Seconds from ``90``, ``90s``, ``15m``, ``1h``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float
+            seconds = math.inf
     else:
         match = _DURATION.fullmatch(str(value).strip().lower())
         if match is None:
@@ -35,6 +39,8 @@ def parse_duration(value: str | float, name: str = "duration") -> float:
                 f"invalid {name} {value!r}: expected seconds or a duration like 90, 90s, 15m, 1h"
             )
         seconds = float(match[1]) * _UNIT_SECONDS[(match[2] or "s")[0]]
+    if not math.isfinite(seconds):
+        raise BatchError(f"invalid {name} {value!r}: expected a finite number of seconds")
     if seconds <= 0:
         raise BatchError(f"invalid {name} {value!r}: must be more than zero")
     return seconds
@@ -103,7 +109,15 @@ def _markers(value: Any, name: str) -> tuple[tuple[str, str], ...]:
             f"invalid {name}: unknown key(s) {', '.join(unknown)}; "
             f"expected {', '.join(STATUS_KEYS)}"
         )
-    return tuple(sorted((str(k), _text(v, f"{name}.{k}")) for k, v in value.items()))
+    return tuple(sorted((str(k), _marker(v, f"{name}.{k}")) for k, v in value.items()))
+
+
+def _marker(value: Any, name: str) -> str:
+    """A Status value to write: one printable line (a line break would add TODO.md lines)."""
+    text = _text(value, name)
+    if not text.strip() or not text.isprintable():
+        raise BatchError(f"invalid {name} {text!r}: expected one line of text like '[DONE]'")
+    return text
 
 
 def _seconds(value: Any, name: str) -> float:
@@ -194,8 +208,20 @@ def load_config(path: Path, *, required: bool) -> dict[str, Any]:
         raise BatchError(f"{path}: cannot read configuration: {exc}") from None
     import yaml  # noqa: PLC0415 - only needed when a configuration file exists
 
+    class Loader(yaml.SafeLoader):
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            # PyYAML lets ValueError through (``2024-13-45``, an integer of 5000 digits).
+            try:
+                return super().construct_object(node, deep)
+            except ValueError as exc:
+                raise yaml.MarkedYAMLError(
+                    problem=f"cannot read {node.value!s:.40}: {exc}", problem_mark=node.start_mark
+                ) from None
+
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise BatchError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f":{where.line + 1}" if where is not None else ""

@@ -55,7 +55,7 @@ def status_head(value: str) -> str:
     if text.startswith("["):
         end = text.find("]")
         return text[1:end].strip() if end != -1 else text[1:].strip()
-    match = re.match(r"[A-Za-z][A-Za-z _-]*", text)
+    match = re.match(r"[A-Za-z][A-Za-z '_-]*", text)
     return match.group(0).strip(" _-") if match else text
 
 

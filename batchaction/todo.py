@@ -15,11 +15,15 @@ from batchaction.deps import parse_dependencies, parse_effort
 from batchaction.status import DEFAULT_TABLE, State, StatusTable, classify
 from batchaction.textlines import split_lines
 
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t#]*\r?\n?$")
-_TASK_TITLE = re.compile(r"(\d+)\.[ \t]+(.*)$|(\d+)\.?$")
+# The title is greedy (a lazy one before ``[ \t#]*`` backtracks quadratically on long lines of
+# spaces and ``#``); the closing sequence is trimmed by ``_heading_title``.
+_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?[ \t#]*\r?\n?$")
+# Task numbers have at most 18 digits: longer runs are text, not numbers (and int() of a
+# 5000-digit string raises).
+_TASK_TITLE = re.compile(r"([0-9]{1,18})\.[ \t]+(.*)$|([0-9]{1,18})\.?$")
 _FIELD = re.compile(
     r"(?P<indent>[ \t]*)(?P<bullet>[-*+][ \t]+)?\*\*(?P<name>[^*\n]+?)\*\*"
-    r"(?P<sep>:)?[ \t]*(?P<value>[^\r\n]*)(?P<eol>\r?\n)?$"
+    r"(?P<sep>:)?[ \t]*+(?P<value>[^\r\n]*+)(?P<eol>\r?\n)?$"
 )  # the value is greedy (a lazy one costs a backtracking step per character); strip it after
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)")
 
@@ -99,6 +103,13 @@ def _parse_field(line: str, index: int) -> Field | None:
         bullet=match["bullet"] or "",
         colon_inside=colon_inside,
     )
+
+
+def _heading_title(rest: str | None) -> str:
+    """A heading's text without its closing ``#`` sequence and trailing blanks."""
+    text = rest or ""
+    text = text[:-1] if text.endswith("\r") else text
+    return text.rstrip(" \t#").strip()
 
 
 def _front_matter_end(lines: list[str]) -> int:
@@ -208,7 +219,7 @@ def parse_todo(
                 _, closed = stack.pop()
                 if closed is not None:
                     closed.end = index
-            title_match = _TASK_TITLE.match((match[2] or "").strip())
+            title_match = _TASK_TITLE.match(_heading_title(match[2]))
             section = None
             if title_match and 2 <= level <= 4:
                 section = _Section(

@@ -50,7 +50,12 @@ def today() -> str:
 
 
 def one_line(text: str, limit: int = MAX_REASON) -> str:
-    """Fold a reason to a single line (it must never start new Markdown structure)."""
+    """Fold a reason to a single line (it must never start new Markdown structure).
+
+    A NUL (the file would then look binary) and lone surrogates (they cannot be written as
+    UTF-8), both possible in an executor's JSON summary, are replaced.
+    """
+    text = text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
     folded = " ".join(text.split())
     return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 

@@ -109,9 +109,6 @@ class TestStatusTable:
         table = StatusTable.create(extra_closed=["WON'T FIX"])
         assert classify("[WON'T FIX]", table) == "closed"
 
-    @pytest.mark.xfail(
-        reason="status_head stops unbracketed text at the apostrophe, so the marker never matches"
-    )
     def test_unbracketed_marker_with_apostrophe(self) -> None:
         """An extra marker with an apostrophe also matches when written without brackets."""
         table = StatusTable.create(extra_closed=["WON'T FIX"])

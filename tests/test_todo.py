@@ -361,9 +361,6 @@ class TestParserFields:
 
 
 class TestParserProperties:
-    @pytest.mark.xfail(
-        reason="int() of a number over 4300 digits raises ValueError (Python int max str digits)"
-    )
     def test_huge_numbers_never_raise(self) -> None:
         """A heading or dependency with a number of thousands of digits does not crash parsing."""
         huge = "9" * 5000
