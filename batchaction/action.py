@@ -21,7 +21,7 @@ from batchaction import gitops
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.ghevent import ROLE_RANK, Trigger, decide, load_event, permission_rank
 from batchaction.github import GitHub, GitHubError
-from batchaction.planner import plan
+from batchaction.loading import read_and_plan, status_table
 from batchaction.progress import HumanReporter, final_report
 from batchaction.runner import RunRequest, execute
 from batchaction.selection import format_selection, parse_selection
@@ -319,15 +319,9 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
             )
     except BatchError as exc:
         return ctx.refuse(str(exc), EXIT_INVALID_INPUT)
-    table = StatusTable.create(settings.done_markers, settings.closed_markers)
+    table = status_table(settings)
     try:
-        doc = parse_todo(read_todo_text(todo), table)
-        the_plan = plan(
-            doc.tasks,
-            selection,
-            include_deps=settings.include_deps,
-            unselected_deps="block" if settings.unselected_deps == "block" else "warn",
-        )
+        doc, the_plan = read_and_plan(settings, todo, selection)
     except BatchError as exc:
         return ctx.refuse(str(exc), exc.exit_code)
     todo_rel = os.path.relpath(os.path.realpath(todo), workspace)

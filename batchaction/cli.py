@@ -14,7 +14,6 @@ from typing import Any
 from batchaction import __version__
 from batchaction.errors import EXIT_OK, EXIT_SIGINT, BatchError
 from batchaction.settings import Settings, find_todo, resolve
-from batchaction.status import StatusTable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,22 +110,13 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 def load_plan(args: argparse.Namespace) -> tuple[Settings, Path, Any, Any]:
     """Shared by plan and run: settings, TODO path, parsed document and plan."""
-    from batchaction.planner import plan  # noqa: PLC0415
+    from batchaction.loading import read_and_plan  # noqa: PLC0415
     from batchaction.selection import parse_selection  # noqa: PLC0415
-    from batchaction.textlines import read_todo_text  # noqa: PLC0415
-    from batchaction.todo import parse_todo  # noqa: PLC0415
 
     settings = settings_for(args)
     selection = parse_selection(" ".join(args.selection), settings.max_tasks)
     todo = find_todo(settings.todo_path)
-    table = StatusTable.create(settings.done_markers, settings.closed_markers)
-    doc = parse_todo(read_todo_text(todo), table)
-    result = plan(
-        doc.tasks,
-        selection,
-        include_deps=settings.include_deps,
-        unselected_deps="block" if settings.unselected_deps == "block" else "warn",
-    )
+    doc, result = read_and_plan(settings, todo, selection)
     return settings, todo, doc, result
 
 

@@ -147,24 +147,7 @@ class _Section:
         status = own.get("status")
         if status is None:
             return None
-        if shallow:
-            return Task(
-                number=self.number,
-                title=self.title,
-                level=self.level,
-                heading_line=self.heading,
-                end_line=self.end,
-                fields=tuple(self.fields),
-                repeated=tuple(self.repeated),
-                status=status.value,
-                state="open",
-                dependencies=(),
-                dependency_warning=None,
-                effort_hours=None,
-            )
-        deps = parse_dependencies(own["dependencies"].value if "dependencies" in own else "")
-        effort = own.get("effort")
-        return Task(
+        task = Task(
             number=self.number,
             title=self.title,
             level=self.level,
@@ -173,6 +156,16 @@ class _Section:
             fields=tuple(self.fields),
             repeated=tuple(self.repeated),
             status=status.value,
+            state="open",
+            dependencies=(),
+            dependency_warning=None,
+            effort_hours=None,
+        )
+        if shallow:
+            return task
+        deps = parse_dependencies(own["dependencies"].value if "dependencies" in own else "")
+        effort = own.get("effort")
+        return task._replace(
             state=classify(status.value, table),
             dependencies=deps.numbers,
             dependency_warning=deps.warning,
