@@ -54,7 +54,17 @@ class RunResult:
 
 
 def repository_root(start: Path) -> Path:
-    """The git work tree holding ``start``, or ``start`` itself outside git."""
+    """The git work tree holding ``start``, or ``start`` itself outside git.
+
+    Like git, the nearest directory upwards that holds ``.git`` (a directory, or the file of a
+    linked worktree or submodule), found without starting a process. When ``GIT_DIR`` or
+    ``GIT_WORK_TREE`` is set, git itself is asked.
+    """
+    if "GIT_DIR" not in os.environ and "GIT_WORK_TREE" not in os.environ:
+        for directory in (start, *start.parents):
+            if (directory / ".git").exists():
+                return directory
+        return start
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"],

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import tenacity
-
 from batchaction import executor
 from batchaction.planner import Plan
 from batchaction.writeback import StatusChange, today
@@ -151,7 +149,6 @@ class Scheduler:
         self.signal_received: int | None = None
         self.hurry = False  # a second SIGINT: no more grace for anything
         self.current_wave = 1
-        self.wait_strategy = tenacity.wait_exponential(multiplier=options.retry_backoff, max=60.0)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -407,7 +404,7 @@ class Scheduler:
         if run.outcome in ("failed", "timed-out") and (
             run.attempts <= self.options.retries and not self.stopping
         ):
-            delay = float(self.wait_strategy(_attempt(run.attempts)))
+            delay = retry_delay(run.attempts, self.options.retry_backoff)
             heapq.heappush(self.delayed, (time.monotonic() + delay, run.number))
             self.reporter.task_retry(run, delay)
             run.outcome = "pending"
@@ -546,10 +543,16 @@ class Scheduler:
                 run.reason = run.reason or "not started"
 
 
-def _attempt(number: int) -> tenacity.RetryCallState:
+def retry_delay(attempt: int, backoff: float) -> float:
+    """Seconds to wait after ``attempt`` failed: tenacity's exponential backoff, capped at 60 s.
+
+    tenacity is imported here, on the first retry, so that runs without one never load it.
+    """
+    import tenacity  # noqa: PLC0415
+
     state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = number
-    return state
+    state.attempt_number = attempt
+    return float(tenacity.wait_exponential(multiplier=backoff, max=60.0)(state))
 
 
 def _seconds(value: float) -> str:

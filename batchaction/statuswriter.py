@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-import tenacity
-
 from batchaction.errors import BatchError
 from batchaction.status import DEFAULT_TABLE, StatusTable
 from batchaction.writeback import PatchResult, StatusChange, write_changes
@@ -53,13 +51,11 @@ class StatusWriter:
         self._flushing = False
         self._min_interval = min_interval
         self._interval = min_interval
-        self._last_write = 0.0
-        self._retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(OSError),
-            stop=tenacity.stop_after_attempt(attempts),
-            wait=tenacity.wait_exponential(multiplier=backoff, max=2.0),
-            reraise=True,
-        )
+        # The first write, too, waits out one interval: the tasks that start together are
+        # recorded in one write, and the scheduler launches them without competing for the GIL.
+        self._last_write = time.monotonic()
+        self._attempts = attempts
+        self._backoff = backoff
         self._thread = threading.Thread(target=self._run, name="todo-writer", daemon=True)
         self._thread.start()
 
@@ -109,7 +105,12 @@ class StatusWriter:
 
     def _write(self, batch: list[StatusChange]) -> None:
         try:
-            result = self._retrying(write_changes, self.todo, batch, self.table, self.markers)
+            try:
+                result = write_changes(self.todo, batch, self.table, self.markers)
+            except OSError:
+                if self._attempts <= 1:
+                    raise
+                result = self._retry(batch)
         except (OSError, BatchError) as exc:
             message = str(exc) if isinstance(exc, BatchError) else f"{exc.strerror or exc}"
             self.failed.extend(FailedUpdate(change, message) for change in batch)
@@ -118,3 +119,19 @@ class StatusWriter:
         self.missing.extend(result.missing)
         if self.on_write is not None:
             self.on_write(result)
+
+    def _retry(self, batch: list[StatusChange]) -> PatchResult:
+        """The attempts after a failed first one, with tenacity's exponential backoff.
+
+        Imported here: a run whose writes all succeed never loads tenacity.
+        """
+        import tenacity  # noqa: PLC0415
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(OSError),
+            stop=tenacity.stop_after_attempt(self._attempts - 1),
+            wait=tenacity.wait_exponential(multiplier=self._backoff, max=2.0),
+            reraise=True,
+        )
+        time.sleep(self._backoff)
+        return retrying(write_changes, self.todo, batch, self.table, self.markers)

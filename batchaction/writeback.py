@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from filelock import FileLock, Timeout
-
 from batchaction.status import DEFAULT_TABLE, MarkerStyle, StatusTable, detect_style
 from batchaction.textlines import decode_todo
 from batchaction.todo import Task, parse_todo
@@ -204,6 +202,10 @@ def write_changes(
     lock_timeout: float = 60.0,
 ) -> PatchResult:
     """Lock, re-read, patch and atomically replace TODO.md. Raises OSError on I/O failure."""
+    # Imported on first use: the first write happens in the writer thread while the
+    # scheduler is already starting tasks, so the import is off the start-up path.
+    from filelock import FileLock, Timeout  # noqa: PLC0415
+
     lock = FileLock(
         lock_path(todo),
         timeout=lock_timeout,

@@ -25,7 +25,7 @@ from runhelpers import (
     wait_for,
 )
 
-from batchaction import executor
+from batchaction import executor, runner
 
 
 @pytest.fixture
@@ -440,3 +440,55 @@ class TestCommand:
     def test_number_is_the_only_substitution(self) -> None:
         """``{number}`` becomes digits; other braces stay as they are."""
         assert executor.command_for("run {number} {title} {{number}}", 7) == "run 7 {title} {7}"
+
+
+class TestRepositoryRoot:
+    """The executors' working directory agrees with ``git rev-parse --show-toplevel``."""
+
+    @staticmethod
+    def git_toplevel(cwd: Path) -> Path | None:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return Path(out.stdout.strip()) if out.returncode == 0 else None
+
+    def test_nested_directory_of_a_clone(self, tmp_path: Path) -> None:
+        repo = tmp_path / "repo"
+        deep = repo / "a" / "b"
+        deep.mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        assert runner.repository_root(deep) == repo == self.git_toplevel(deep)
+
+    def test_linked_worktree_has_a_git_file(self, tmp_path: Path) -> None:
+        repo = tmp_path / "repo"
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+        linked = tmp_path / "linked"
+        subprocess.run([*git, "worktree", "add", "-q", str(linked)], check=True)
+        (linked / "sub").mkdir()
+        assert (linked / ".git").is_file()
+        found = runner.repository_root(linked / "sub")
+        assert found == linked == self.git_toplevel(linked / "sub")
+
+    def test_outside_git_is_the_start(self, tmp_path: Path) -> None:
+        start = tmp_path / "plain"
+        start.mkdir()
+        if self.git_toplevel(start) is not None:
+            pytest.skip("the temporary directory is inside a git work tree")
+        assert runner.repository_root(start) == start
+
+    def test_git_work_tree_in_the_environment_is_asked_of_git(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        repo = tmp_path / "repo"
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.setenv("GIT_DIR", str(repo / ".git"))
+        monkeypatch.setenv("GIT_WORK_TREE", str(repo))
+        assert runner.repository_root(elsewhere) == repo
