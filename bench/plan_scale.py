@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from common import batchaction_argv, child_env
 
 TARGET_SIZE = 10_000
 TARGET_SECONDS = 1.0
@@ -38,23 +39,6 @@ _WORDS = (
     "verify", "benchmark", "profile", "cache", "index", "graph", "heading", "section", "marker",
     "summary", "report", "theorem", "axiom", "context", "build", "release",
 )  # fmt: skip
-
-
-def batchaction_argv() -> list[str]:
-    """The installed entry point next to this interpreter, else ``python -m batchaction``."""
-    beside = Path(sys.executable).with_name("batchaction")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("batchaction")
-    return [found] if found else [sys.executable, "-m", "batchaction"]
-
-
-def child_env(cache: Path) -> dict[str, str]:
-    """Environment for timed runs: bytecode is written and reused, as for an installed package."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(cache)
-    return env
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -204,7 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per size (default 5)")
     parser.add_argument("--seed", type=int, default=1, help="RNG seed for the generated files")
+    parser.add_argument("--quick", action="store_true", help="1k and 2k tasks, 1 run (smoke test)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.runs = "1000,2000", 1
     sizes = sorted({int(s) for s in args.sizes.replace(" ", "").split(",") if s})
     if not sizes or min(sizes) < 1 or args.runs < 1:
         parser.error("sizes and runs must be positive")

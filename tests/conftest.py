@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from actionhelpers import ApiStub, Sandbox, build_template, make_sandbox
 from hypothesis import HealthCheck, settings
+from pytest_httpserver import HTTPServer
 
 # Byte-for-byte copies of the shared real-world fixtures (provenance in fixtures/README.md).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -84,3 +86,24 @@ def read_exact(path: Path) -> str:
 def read_text() -> Callable[[Path], str]:
     """Read a file as text without newline translation."""
     return read_exact
+
+
+# --- the action's sandboxes (tests of `batchaction action`) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bare remote with ``main`` and ``feature`` and a workspace per branch, once a module."""
+    return build_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, template: Path) -> Sandbox:
+    """A remote with ``main`` and ``feature``, and a workspace checked out on ``main``."""
+    return make_sandbox(tmp_path, template)
+
+
+@pytest.fixture
+def api(httpserver: HTTPServer) -> ApiStub:
+    """The GitHub REST API stub on a local HTTP server."""
+    return ApiStub(httpserver)

@@ -21,7 +21,6 @@ from actionhelpers import (
     ActionRun,
     ApiStub,
     Sandbox,
-    build_template,
     comment_event,
     dispatch_event,
     make_sandbox,
@@ -31,7 +30,6 @@ from actionhelpers import (
     run_action,
     status_of,
 )
-from pytest_httpserver import HTTPServer
 
 OUTPUT_NAMES = {
     "result",
@@ -43,24 +41,6 @@ OUTPUT_NAMES = {
     "summary-json",
     "commit-sha",
 }
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The remote and workspaces every sandbox of this module is copied from."""
-    return build_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path, template: Path) -> Sandbox:
-    """A remote with ``main`` and ``feature``, and a workspace checked out on ``main``."""
-    return make_sandbox(tmp_path, template)
-
-
-@pytest.fixture
-def api(httpserver: HTTPServer) -> ApiStub:
-    """The GitHub REST API stub on a local HTTP server."""
-    return ApiStub(httpserver)
 
 
 def comment_run(

@@ -6,7 +6,6 @@ tasks' Status lines as they were, a summary saying ``interrupted``, and exit cod
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -28,7 +27,6 @@ from actionhelpers import (
     TOKEN,
     ApiStub,
     Sandbox,
-    build_template,
     dispatch_event,
     make_sandbox,
     marker_executor,
@@ -43,6 +41,7 @@ from runhelpers import (
     all_gone,
     kill_quietly,
     make_workspace,
+    marked_processes,
     process_gone,
     read_pids,
     status_lines,
@@ -81,19 +80,6 @@ TASKS = [
     Spec(4, status="[BLOCKED] (waiting on review)", title="Réviser ✓"),
     Spec(5, deps="Task 1"),
 ]
-
-
-def marked_processes(mark: str) -> list[int]:
-    """Processes (other than this one) whose environment holds ``mark`` (``NAME=value``)."""
-    needle = mark.encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if needle in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-    return found
 
 
 def kept_lines(text: str) -> list[str]:
@@ -258,11 +244,6 @@ sleep 2
 """
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_template(tmp_path_factory.mktemp("template"))
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path, template: Path) -> Sandbox:
     """A workspace on ``feature`` and a remote whose pushes take two seconds."""
@@ -335,13 +316,26 @@ def start_action(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("to_group", [False, True], ids=["process", "process-group"])
-def test_sigterm_during_push(sandbox: Sandbox, httpserver: HTTPServer, to_group: bool) -> None:
-    """SIGTERM while the status commit is being pushed: the push is whole or absent, nothing
-    is left running, outputs and the job summary are written, and the exit code is 143.
+@pytest.mark.parametrize(
+    ("signum", "to_group", "expected"),
+    [
+        (signal.SIGTERM, False, 143),
+        (signal.SIGTERM, True, 143),
+        (signal.SIGINT, True, 130),
+        (signal.SIGHUP, False, 129),
+    ],
+    ids=["SIGTERM-process", "SIGTERM-process-group", "SIGINT-process-group", "SIGHUP-process"],
+)
+def test_interrupt_during_push(
+    sandbox: Sandbox, httpserver: HTTPServer, signum: int, to_group: bool, expected: int
+) -> None:
+    """An interrupt while the status commit is being pushed: the push is whole or absent,
+    nothing is left running, outputs and the job summary are written, and the exit code is
+    128+N.
 
-    Sent to the process alone (``docker stop``), the push is let finish; sent to the whole
-    process group (a terminal), git itself is stopped and the remote keeps its old tip.
+    Sent to the process alone (``docker stop``, a runner hanging up), the push is let finish;
+    sent to the whole process group (Ctrl-C or a signal to a terminal's job), git itself is
+    stopped and the remote keeps its old tip.
     """
     api = ApiStub(httpserver)
     mark = f"CANCEL_MARK={uuid.uuid4().hex}"
@@ -350,9 +344,9 @@ def test_sigterm_during_push(sandbox: Sandbox, httpserver: HTTPServer, to_group:
     try:
         assert wait_for(started.exists, timeout=60), (sandbox.root / "action.err").read_text()
         if to_group:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signum)
         else:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
         code = proc.wait(timeout=60)
         # Checked before any clean-up: no git (nor hook) process outlives the step.
         hook_pids = read_pids(sandbox.root / "hook-pids")
@@ -364,7 +358,7 @@ def test_sigterm_during_push(sandbox: Sandbox, httpserver: HTTPServer, to_group:
             proc.wait()
         kill_quietly(marked_processes(mark))
     err = (sandbox.root / "action.err").read_text(encoding="utf-8")
-    assert code == 143, err
+    assert code == expected, err
     assert "Traceback" not in err
     assert len(hook_pids) == 2
     assert sorted(left) == []

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from runhelpers import Spec, Workspace, make_workspace, todo_text, wait_for
+from runhelpers import Spec, Workspace, make_workspace, marked_processes, todo_text, wait_for
 
 from batchaction.todo import TodoDocument, parse_todo
 
@@ -108,19 +108,6 @@ def assert_whole(text: str, original: str) -> TodoDocument:
 
 def temp_files(ws: Workspace) -> list[str]:
     return sorted(p.name for p in ws.repo.glob(".TODO.md.*.tmp"))
-
-
-def marked_processes(mark: str) -> list[int]:
-    """Processes (other than this one) whose environment holds ``mark``."""
-    needle = mark.encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if needle in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-    return found
 
 
 def kill_marked(mark: str) -> None:

@@ -14,7 +14,6 @@ import pytest
 from actionhelpers import (
     ApiStub,
     Sandbox,
-    build_template,
     make_sandbox,
     marker_executor,
     pull_answer,
@@ -343,12 +342,6 @@ class TestEventPayloads:
         with pytest.raises(BatchError) as info:
             decide("issue_comment", payload, ENV)
         assert info.value.exit_code == 2
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bare remote with ``main`` and ``feature`` and a workspace per branch, built once."""
-    return build_template(tmp_path_factory.mktemp("template"))
 
 
 class TestActionOnMutatedPayloads:

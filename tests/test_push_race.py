@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from pathlib import Path
 
 import pytest
 from actionhelpers import (
@@ -18,9 +17,7 @@ from actionhelpers import (
     HUMAN,
     ApiStub,
     Sandbox,
-    build_template,
     comment_event,
-    make_sandbox,
     pull_answer,
     run_action,
     status_of,
@@ -73,18 +70,6 @@ if number in cfg["own"]:
     (markers / f"own-{number}.sha").write_text(git("rev-parse", "HEAD", cwd=workspace))
 """
 LIFECYCLE = ("**Status**:", "**Started**:", "**Completed**:")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The remote and workspaces every sandbox of this module is copied from."""
-    return build_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path, template: Path) -> Sandbox:
-    """A remote with ``main`` and ``feature``, and a workspace checked out on ``main``."""
-    return make_sandbox(tmp_path, template)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from actionhelpers import (
     ActionRun,
     ApiStub,
     Sandbox,
-    build_template,
     comment_event,
     dispatch_event,
     make_sandbox,
@@ -27,7 +26,6 @@ from actionhelpers import (
     status_of,
 )
 from conftest import run_cli
-from pytest_httpserver import HTTPServer
 from runhelpers import Spec, make_workspace, read_exact, todo_text
 
 # Shell and workflow-command payloads, as a hostile task author would write them.
@@ -132,21 +130,6 @@ class TestTodoContentIsData:
 
 
 # --- the action: summary, reply and workflow commands --------------------------------------
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path, template: Path) -> Sandbox:
-    return make_sandbox(tmp_path, template)
-
-
-@pytest.fixture
-def api(httpserver: HTTPServer) -> ApiStub:
-    return ApiStub(httpserver)
 
 
 def push_todo(sandbox: Sandbox, branch: str, text: str) -> str:
