@@ -109,6 +109,9 @@ def commit_paths(
     return head(cwd)
 
 
+FILES_MESSAGE = "tasks: files written by the run (add-paths)"
+
+
 class PushRejectedError(Exception):
     pass
 
@@ -134,13 +137,18 @@ def commit_back(
 ) -> CommitResult:
     """Commit the TODO file (and ``extra_paths``) and push to ``branch``, surviving races.
 
-    ``reapply`` (one status commit on top): on a race, the status commit is rebuilt from
-    ``changes`` on the new tip. Without it (a status commit per change), every commit since
-    ``base`` is rebased.
+    ``extra_paths`` get a commit of their own, under the status commit, so that they are
+    rebased like the executors' own commits and never dropped when the status commit is
+    rebuilt. ``reapply`` (one status commit on top): on a race, the status commit is rebuilt
+    from ``changes`` on the new tip. Without it (a status commit per change), every commit
+    since ``base`` is rebased.
     """
     ident = identity_env() | dict(env or {})
     todo_rel = os.path.relpath(todo.resolve(), cwd.resolve())
-    sha = commit_paths(cwd, [todo_rel, *extra_paths], message, ident)
+    extra = [p for p in extra_paths if p != todo_rel]
+    if extra:
+        commit_paths(cwd, extra, FILES_MESSAGE, ident)
+    sha = commit_paths(cwd, [todo_rel], message, ident)
     if head(cwd) == base:
         return CommitResult(None, False, 0, branch)
     status_commit = sha  # None when the run changed no status

@@ -31,6 +31,8 @@ from actionhelpers import (
     status_of,
 )
 
+from batchaction import gitops
+
 OUTPUT_NAMES = {
     "result",
     "completed",
@@ -185,7 +187,7 @@ class TestAuthorizedComment:
         assert sandbox.people("refs/heads/feature") == (BOT, BOT)
 
     def test_add_paths_commits_matching_files_only(self, sandbox: Sandbox, api: ApiStub) -> None:
-        """Files matching ``add-paths`` ride along in the status commit; other changes stay out."""
+        """Files matching ``add-paths`` get a commit under the status commit; others stay out."""
         api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
         write = "mkdir -p out && echo report > out/report-{number}.txt && echo x > scratch.txt"
         run = comment_run(
@@ -197,6 +199,16 @@ class TestAuthorizedComment:
         assert "out/report-4.txt" in files
         assert "scratch.txt" not in files
         assert sandbox.people(tip) == (BOT, BOT)
+        assert sandbox.subjects(f"{sandbox.feature_sha}..{tip}") == [
+            "tasks: 4 completed",
+            gitops.FILES_MESSAGE,
+        ]
+        assert sandbox.git("diff", "--name-only", f"{tip}^", tip).split() == ["TODO.md"]
+        # What did not match stays in the workspace, uncommitted.
+        assert sandbox.git("status", "--porcelain", cwd=sandbox.workspace).splitlines() == [
+            "?? TODO.md.lock",
+            "?? scratch.txt",
+        ]
 
     def test_commit_never_pushes_nothing(self, sandbox: Sandbox, api: ApiStub) -> None:
         """``commit: never`` runs the tasks but leaves every remote ref where it was."""
@@ -207,6 +219,10 @@ class TestAuthorizedComment:
         assert sandbox.ran() == ["ran-4"]
         assert sandbox.refs() == before
         assert run.outputs["commit-sha"] == ""
+        # The statuses are written, left uncommitted in the workspace.
+        status = sandbox.git("status", "--porcelain", cwd=sandbox.workspace).splitlines()
+        assert [line.strip() for line in status] == ["M TODO.md", "?? TODO.md.lock"]
+        assert status_of((sandbox.workspace / "TODO.md").read_text(), 4) == "[COMPLETED]"
 
 
 class TestNothingRuns:

@@ -24,6 +24,8 @@ from actionhelpers import (
 )
 from pytest_httpserver import HTTPServer
 
+from batchaction import gitops
+
 # argv: task number, configuration file. Writes ran-N; races and commits as configured.
 RACER = r"""
 import json
@@ -210,6 +212,34 @@ def test_executor_commit_is_rebased_onto_a_racing_push(sandbox: Sandbox, api: Ap
     assert [status_of(final, n) for n in (1, 2, 3)] == ["[COMPLETED]"] * 3
     assert_fast_forwards_only(sandbox, "feature")
     assert run.outputs["commit-sha"] == tip
+
+
+def test_add_paths_files_survive_a_racing_push(sandbox: Sandbox, api: ApiStub) -> None:
+    """Files matching ``add-paths`` keep their commit when the status commit is rebuilt."""
+    executor = racer(sandbox, race=(1,)) + " && mkdir -p out && echo report > out/r-{number}.txt"
+    run = run_action(
+        sandbox,
+        "issue_comment",
+        comment_event("/task 1-2"),
+        api_url=api.url,
+        inputs={"executor": executor, "add-paths": "out/*.txt", "max-parallel": "1"},
+    )
+    assert run.code == 0, run.err
+    theirs = (sandbox.markers / "other-1.sha").read_text()
+    tip = sandbox.tip("feature")
+    assert run.summary["commit"]["attempts"] == 2
+    assert_theirs_kept(sandbox, theirs, tip)
+    assert sandbox.show(tip, "out/r-1.txt") == "report"
+    assert sandbox.show(tip, "out/r-2.txt") == "report"
+    assert sandbox.subjects(f"{theirs}..{tip}") == ["tasks: 1-2 completed", gitops.FILES_MESSAGE]
+    assert sandbox.people(tip) == (BOT, BOT)
+    assert sandbox.people(f"{tip}^") == (BOT, BOT)
+    final = sandbox.show(tip, "TODO.md")
+    assert [status_of(final, n) for n in (1, 2)] == ["[COMPLETED]"] * 2
+    # The workspace holds what was pushed: nothing of the run is left behind or lost.
+    assert sandbox.git("rev-parse", "HEAD", cwd=sandbox.workspace) == tip
+    assert (sandbox.workspace / "out" / "r-1.txt").read_text() == "report\n"
+    assert_fast_forwards_only(sandbox, "feature")
 
 
 def test_commit_each_rebases_every_status_commit(sandbox: Sandbox, api: ApiStub) -> None:
