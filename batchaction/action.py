@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from batchaction import gitops
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
+from batchaction.executor import WORKFLOW_FILE_VARIABLES
 from batchaction.ghevent import ROLE_RANK, Trigger, decide, load_event, permission_rank
 from batchaction.github import GitHub, GitHubError
 from batchaction.loading import read_and_plan, status_table
@@ -338,7 +339,7 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
             reporter=HumanReporter(len(the_plan.run) + len(the_plan.blocked), out=sys.stderr),
             cwd=workspace,
             secrets=(ctx.token,) if ctx.token else (),
-            environ=env,
+            environ={k: v for k, v in env.items() if k not in WORKFLOW_FILE_VARIABLES},
             on_write=on_write,
         )
     )

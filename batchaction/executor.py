@@ -25,6 +25,15 @@ TOKEN_VARIABLES = (
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
     "ACTIONS_ID_TOKEN_REQUEST_URL",
 )
+# The runner's file commands: an executor holding these could set the step's outputs, the
+# environment or PATH of later steps, or write the job summary. The action removes them.
+WORKFLOW_FILE_VARIABLES = (
+    "GITHUB_OUTPUT",
+    "GITHUB_ENV",
+    "GITHUB_PATH",
+    "GITHUB_STATE",
+    "GITHUB_STEP_SUMMARY",
+)
 TAIL_LINES = 50
 TAIL_BYTES = 64 * 1024
 MAX_RESULT_BYTES = 1024 * 1024

@@ -28,6 +28,8 @@ from actionhelpers import (
 from conftest import run_cli
 from runhelpers import Spec, make_workspace, read_exact, todo_text
 
+from batchaction.executor import WORKFLOW_FILE_VARIABLES
+
 # Shell and workflow-command payloads, as a hostile task author would write them.
 TITLES = {
     1: "Run $(touch pwned) now",
@@ -340,6 +342,48 @@ class TestCommentsThatRunNothing:
         assert sandbox.ran() == ["ran-1"]
         assert run.outputs["completed"] == "1"
         assert pwned_files(sandbox.root) == []
+
+
+class TestExecutorsCannotUseFileCommands:
+    def test_outputs_env_path_and_summary_are_out_of_reach(
+        self, sandbox: Sandbox, api: ApiStub
+    ) -> None:
+        """The runner's file-command variables are not in an executor's environment, so a
+        task cannot forge the step's outputs, later steps' environment or PATH, or the job
+        summary through them."""
+        api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+        env_file = sandbox.root / "github_env"
+        path_file = sandbox.root / "github_path"
+        for path in (env_file, path_file):
+            path.touch()
+        forge = (
+            f"env > {shlex.quote(str(sandbox.markers))}/env-$BATCH_TASK_NUMBER; "
+            'echo result=forged >> "${GITHUB_OUTPUT:-/dev/null}"; '
+            'echo EVIL=1 >> "${GITHUB_ENV:-/dev/null}"; '
+            'echo /tmp/evil >> "${GITHUB_PATH:-/dev/null}"; '
+            'echo forged-summary >> "${GITHUB_STEP_SUMMARY:-/dev/null}"'
+        )
+        run = run_action(
+            sandbox,
+            "issue_comment",
+            comment_event("/task 1-2"),
+            api_url=api.url,
+            inputs={"executor": marker_executor(sandbox, forge)},
+            extra_env={"GITHUB_ENV": str(env_file), "GITHUB_PATH": str(path_file)},
+        )
+        assert run.code == 0, run.err
+        for number in (1, 2):
+            names = [
+                line.split("=", 1)[0]
+                for line in (sandbox.markers / f"env-{number}").read_text().splitlines()
+            ]
+            assert not set(names) & set(WORKFLOW_FILE_VARIABLES), names
+        assert run.outputs["result"] == "success"
+        assert "forged" not in (sandbox.root / "github_output").read_text()
+        assert env_file.read_text() == ""
+        assert path_file.read_text() == ""
+        assert "forged-summary" not in run.step_summary
+        assert "**batchaction** success" in run.step_summary
 
 
 # --- the action: the token ------------------------------------------------------------------
