@@ -11,6 +11,7 @@ import base64
 import fnmatch
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -432,11 +433,15 @@ def _commit_and_publish(
             code = max(code, EXIT_TASKS_FAILED)
     elif settings.commit != "never":
         wf.command("warning", "not on a branch: the status changes were not committed")
+    if received and summary.get("interrupted_by") is None:
+        # The tasks had finished; the step itself was interrupted (it exits 128+N).
+        summary["interrupted_by"] = signal.Signals(received[0]).name
+        summary["result"] = "interrupted"
     from batchaction.summary import render_markdown  # noqa: PLC0415
 
     markdown = render_markdown(summary)
     publish(ctx, summary, markdown, workspace / todo_rel, todo_rel)
     if trigger.kind == "comment":
-        ctx.react("rocket" if code == EXIT_OK else "confused")
+        ctx.react("rocket" if code == EXIT_OK and not received else "confused")
         ctx.reply(markdown + f"\n[Run log]({ctx.run_url()})\n")
     return code
