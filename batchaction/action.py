@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from batchaction import gitops
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
@@ -124,8 +124,17 @@ def ensure_safe_directory(workspace: Path) -> None:
         gitops.git("config", "--global", "--add", "safe.directory", str(workspace), cwd=workspace)
 
 
-def gate_comment(ctx: Context, settings: Settings) -> tuple[str, str] | int:
-    """Permission and fork checks; the PR head (branch, sha), or an exit code after refusing."""
+class Head(NamedTuple):
+    """What to run on: the PR head's branch and sha, the ref to fetch it by, and its fork."""
+
+    branch: str
+    sha: str
+    fetch_ref: str
+    fork: str | None = None  # "owner/repo" of a fork head; nothing is pushed there
+
+
+def gate_comment(ctx: Context, settings: Settings) -> Head | int:
+    """Permission and fork checks; the PR head to run on, or an exit code after refusing."""
     trigger = ctx.trigger
     assert ctx.gh is not None
     assert trigger.pr_number is not None
@@ -151,34 +160,39 @@ def gate_comment(ctx: Context, settings: Settings) -> tuple[str, str] | int:
         return ctx.refuse(f"pull request #{trigger.pr_number} has no head branch")
     if pull.get("state") not in (None, "open"):
         return ctx.refuse(f"pull request #{trigger.pr_number} is {pull.get('state')}")
-    if head_repo is None or head_repo != base_repo:
+    if head_repo is None:
+        return ctx.refuse(
+            f"the head repository of #{trigger.pr_number} was deleted; nothing to run on"
+        )
+    if head_repo != base_repo:
         if not settings.allow_forks:
             return ctx.refuse(
-                f"the head of #{trigger.pr_number} is in a fork ({head_repo or 'deleted'}); "
-                "set `allow-forks: true` to run tasks on fork branches"
+                f"the head of #{trigger.pr_number} is in a fork ({head_repo}); "
+                "set `allow-forks: true` to run tasks on fork branches (they are not pushed)"
             )
-        return ctx.refuse(
-            "runs on fork branches cannot push their statuses back with this token; "
-            "run the tasks from a branch of this repository"
+        # GitHub keeps every pull request's head in the base repository as refs/pull/N/head.
+        return Head(
+            f"pr-{trigger.pr_number}", sha, f"refs/pull/{trigger.pr_number}/head", head_repo
         )
-    return ref, sha
+    return Head(ref, sha, f"refs/heads/{ref}")
 
 
-def checkout_head(ctx: Context, branch: str, sha: str) -> str | None:
-    """Put the workspace on ``branch`` at ``sha``; an error message on failure."""
+def checkout_head(ctx: Context, head: Head) -> str | None:
+    """Put the workspace on the head's branch at its sha; an error message on failure."""
     env = ctx.git_auth_env()
+    branch, sha = head.branch, head.sha
     fetched = gitops.git(
         "fetch",
         "--quiet",
         "--no-tags",
         "origin",
-        f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+        f"+{head.fetch_ref}:refs/remotes/origin/{branch}",
         cwd=ctx.workspace,
         env=env,
         check=False,
     )
     if fetched.returncode != 0:
-        return f"could not fetch {branch}: {fetched.stderr.strip()[-500:]}"
+        return f"could not fetch {head.fetch_ref}: {fetched.stderr.strip()[-500:]}"
     known = gitops.git("cat-file", "-e", f"{sha}^{{commit}}", cwd=ctx.workspace, check=False)
     if known.returncode != 0:
         return f"commit {sha[:12]} of {branch} is no longer on the branch (force-pushed?)"
@@ -292,11 +306,13 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
         wf.error(f"invalid configuration: {exc}")
         return EXIT_INVALID_INPUT
     ensure_safe_directory(workspace)
+    head: Head | None = None
     if trigger.kind == "comment":
         gated = gate_comment(ctx, settings)
         if isinstance(gated, int):
             return gated
-        branch, sha = gated
+        head = gated
+        branch, sha = head.branch, head.sha
     else:
         branch = trigger.branch or gitops.current_branch(workspace) or ""
         sha = gitops.head(workspace)
@@ -308,7 +324,8 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
         return ctx.refuse("no executor: set the action's `executor` input", EXIT_INVALID_INPUT)
     if trigger.kind == "comment":
         ctx.react("eyes")
-        problem = checkout_head(ctx, branch, sha)
+        assert head is not None
+        problem = checkout_head(ctx, head)
         if problem:
             return ctx.refuse(problem, EXIT_TASKS_FAILED)
     # Look for the TODO file on the PR head, not on the default branch checked out before.
@@ -355,6 +372,7 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
             applied=applied,
             branch=branch,
             sha=sha,
+            fork=head.fork if head else None,
             todo_rel=todo_rel,
             code=code,
             table=table,
@@ -393,6 +411,7 @@ def _commit_and_publish(
     applied: list[StatusChange],
     branch: str,
     sha: str,
+    fork: str | None,
     todo_rel: str,
     code: int,
     table: StatusTable,
@@ -405,7 +424,13 @@ def _commit_and_publish(
         if received:
             raise gitops.GitError(("push",), 128 + received[0], "interrupted: push abandoned")
 
-    if settings.commit != "never" and branch:
+    if fork is not None and settings.commit != "never":
+        wf.command(
+            "warning",
+            f"the tasks ran on a head in the fork {fork}: the status changes were not pushed "
+            "(this repository's token cannot push there)",
+        )
+    elif settings.commit != "never" and branch:
         outcomes = {t["number"]: t["outcome"] for t in summary["tasks"]}
         committed = gitops.commit_back(
             workspace,

@@ -210,6 +210,41 @@ class TestAuthorizedComment:
             "?? scratch.txt",
         ]
 
+    def test_fork_head_runs_when_allowed_and_pushes_nothing(
+        self, sandbox: Sandbox, api: ApiStub
+    ) -> None:
+        """With ``allow-forks: true`` the tasks run on the fork's head, fetched as
+        ``refs/pull/N/head`` at the sha the API gave, even when the fork's branch shares a name
+        with one of ours; nothing is pushed and the run says why."""
+        fork = sandbox.clone(sandbox.root / "fork", "feature")
+        (fork / "from-the-fork.txt").write_text("fork change\n", encoding="utf-8")
+        sandbox.git("add", "from-the-fork.txt", cwd=fork)
+        sandbox.git("commit", "--quiet", "-m", "Fork change", cwd=fork)
+        fork_sha = sandbox.git("rev-parse", "HEAD", cwd=fork)
+        pull_ref = f"refs/pull/{PR_NUMBER}/head"
+        sandbox.git("push", "--quiet", "origin", f"HEAD:{pull_ref}", cwd=fork)
+        before = sandbox.refs()
+        api.serve(
+            role="write", pull=pull_answer("main", fork_sha, head_repo="stranger/hello-tasks")
+        )
+        run = comment_run(sandbox, api, "/task 1-3", inputs={"allow-forks": "true"})
+        assert run.code == 0, run.err
+        assert sandbox.ran() == ["ran-1", "ran-2", "ran-3"]
+        assert sandbox.refs() == before
+        assert sandbox.git("rev-parse", "HEAD", cwd=sandbox.workspace) == fork_sha
+        assert sandbox.git("symbolic-ref", "--short", "HEAD", cwd=sandbox.workspace) == (
+            f"pr-{PR_NUMBER}"
+        )
+        assert (sandbox.workspace / "from-the-fork.txt").exists()
+        todo = (sandbox.workspace / "TODO.md").read_text(encoding="utf-8")
+        assert [status_of(todo, n) for n in (1, 2, 3)] == ["[COMPLETED]"] * 3
+        assert "::warning::the tasks ran on a head in the fork stranger/hello-tasks" in run.out
+        assert run.outputs["result"] == "success"
+        assert run.outputs["commit-sha"] == ""
+        assert api.reactions() == ["eyes", "rocket"]
+        (reply,) = api.comments()
+        assert "**batchaction** success" in reply
+
     def test_commit_never_pushes_nothing(self, sandbox: Sandbox, api: ApiStub) -> None:
         """``commit: never`` runs the tasks but leaves every remote ref where it was."""
         before = sandbox.refs()
@@ -273,25 +308,25 @@ class TestNothingRuns:
         assert api.requests() == []
         assert_nothing_happened(sandbox, before)
 
-    @pytest.mark.parametrize("allow_forks", ["false", "true"])
-    def test_fork_head_is_refused(self, sandbox: Sandbox, api: ApiStub, allow_forks: str) -> None:
-        """A PR whose head lives in a fork runs nothing and pushes nothing."""
+    def test_fork_head_is_refused(self, sandbox: Sandbox, api: ApiStub) -> None:
+        """A PR whose head lives in a fork runs nothing and pushes nothing (the default)."""
         before = sandbox.refs()
         api.serve(
             role="admin",
             pull=pull_answer("feature", sandbox.feature_sha, head_repo="stranger/hello-tasks"),
         )
-        run = comment_run(sandbox, api, "/task 1-3", inputs={"allow-forks": allow_forks})
+        run = comment_run(sandbox, api, "/task 1-3")
         assert run.code == 0, run.err
-        assert_refused(run, api, "fork" if allow_forks == "false" else "fork branches")
+        assert_refused(run, api, "fork", "allow-forks")
         assert_nothing_happened(sandbox, before)
 
     def test_deleted_head_repository_is_refused(self, sandbox: Sandbox, api: ApiStub) -> None:
-        """A PR whose head repository is gone (``head.repo: null``) is treated as a fork."""
+        """A PR whose head repository is gone (``head.repo: null``) runs nothing, even when
+        forks are allowed."""
         before = sandbox.refs()
         api.serve(role="admin", pull=pull_answer("feature", sandbox.feature_sha, head_repo=None))
-        run = comment_run(sandbox, api, "/task 1")
-        assert_refused(run, api, "fork")
+        run = comment_run(sandbox, api, "/task 1", inputs={"allow-forks": "true"})
+        assert_refused(run, api, "deleted")
         assert_nothing_happened(sandbox, before)
 
     def test_closed_pull_request_is_refused(self, sandbox: Sandbox, api: ApiStub) -> None:
