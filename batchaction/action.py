@@ -273,9 +273,10 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
     config = inputs.pop("config", None)
     event_name = env.get("GITHUB_EVENT_NAME", "")
     payload = load_event(env.get("GITHUB_EVENT_PATH"))
-    # The event decides first: an unrelated event must not fail on configuration.
-    command = inputs.get("command", "/task")
-    allow_edits = inputs.get("allow-edits", "").lower() == "true"
+    # The event decides first: an unrelated event must not fail on configuration. The
+    # configuration file may still set `command` and `allow-edits`; when it cannot be read,
+    # the defaults decide and the error is reported once the event turns out to matter.
+    command, allow_edits = trigger_settings(inputs, config, workspace)
     trigger = decide(
         event_name,
         payload,
@@ -295,6 +296,19 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
     finally:
         if gh is not None:
             gh.close()
+
+
+def trigger_settings(
+    inputs: Mapping[str, str], config: str | None, workspace: Path
+) -> tuple[str, bool]:
+    """(command, allow-edits): input > configuration file > default."""
+    try:
+        settings = resolve(dict(inputs), Path(config) if config else None, base=workspace)
+    except BatchError:
+        settings = Settings()
+        command = inputs.get("command") or settings.command
+        return command, inputs.get("allow-edits", "").strip().lower() == "true"
+    return settings.command, settings.allow_edits
 
 
 def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:

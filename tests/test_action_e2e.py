@@ -186,6 +186,24 @@ class TestAuthorizedComment:
         assert sandbox.tip("main") == sandbox.main_sha
         assert sandbox.people("refs/heads/feature") == (BOT, BOT)
 
+    def test_command_and_allow_edits_from_the_configuration_file(
+        self, sandbox: Sandbox, api: ApiStub
+    ) -> None:
+        """``.github/batchaction.yml`` on the checked-out default branch may set ``command``
+        and ``allow-edits`` too: an edited ``/run`` comment runs, ``/task`` is only noticed."""
+        config = sandbox.workspace / ".github" / "batchaction.yml"
+        config.parent.mkdir(exist_ok=True)
+        config.write_text("command: /run\nallow-edits: true\n", encoding="utf-8")
+        api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+        ignored = comment_run(sandbox, api, "/task 4")
+        assert ignored.code == 0, ignored.err
+        assert sandbox.ran() == []
+        assert api.requests() == []
+        run = comment_run(sandbox, api, "/run 4", action="edited")
+        assert run.code == 0, run.err
+        assert sandbox.ran() == ["ran-4"]
+        assert api.reactions() == ["eyes", "rocket"]
+
     def test_add_paths_commits_matching_files_only(self, sandbox: Sandbox, api: ApiStub) -> None:
         """Files matching ``add-paths`` get a commit under the status commit; others stay out."""
         api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
