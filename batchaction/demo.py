@@ -16,7 +16,7 @@ from pathlib import Path
 from batchaction.gitops import commit_back, commit_message, git, head, identity_env
 from batchaction.planner import plan
 from batchaction.progress import HumanReporter, final_report
-from batchaction.runner import RunRequest, execute
+from batchaction.runner import RunRequest, execute, write_outputs
 from batchaction.settings import Settings
 from batchaction.textlines import read_todo_text
 from batchaction.todo import parse_todo
@@ -77,6 +77,14 @@ def run_demo(keep: bool = False) -> int:
             changes=applied,
             message=commit_message(outcomes),
         )
+        result.summary["commit"] = {
+            "sha": committed.sha,
+            "pushed": committed.pushed,
+            "attempts": committed.attempts,
+            "branch": committed.branch,
+            "error": committed.error,
+        }
+        write_outputs(result.summary, result.markdown, root / "summary.json", None)
         print("---- Markdown summary (as posted on the pull request) ----\n")
         print(result.markdown)
         print("---- What was committed and pushed ----\n")

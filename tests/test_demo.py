@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 from runhelpers import clean_env
+
+from batchaction.summary import schema
 
 
 @pytest.mark.slow
@@ -41,3 +45,32 @@ class TestDemo:
         assert "Traceback" not in proc.stderr
         assert list(cwd.iterdir()) == []
         assert list(scratch.iterdir()) == []
+
+    def test_kept_summary_records_the_pushed_commit(self, tmp_path: Path) -> None:
+        """With ``--keep`` the scratch directory stays, and its JSON summary names the commit
+        the demo pushed to its bare remote."""
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
+        proc = subprocess.run(
+            [sys.executable, "-m", "batchaction", "demo", "--keep"],
+            cwd=tmp_path,
+            env=clean_env({"TMPDIR": str(scratch)}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        (root,) = scratch.iterdir()
+        summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+        jsonschema.Draft202012Validator(schema()).validate(summary)
+        commit = summary["commit"]
+        assert commit["pushed"] is True
+        remote_tip = subprocess.run(
+            ["git", "rev-parse", "origin/main"],
+            cwd=root / "work",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert commit["sha"] == remote_tip
