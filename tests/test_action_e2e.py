@@ -157,7 +157,10 @@ class TestAuthorizedComment:
             "[COMPLETED]",
         ]
         assert sandbox.people("refs/heads/feature")[1] == BOT
-        assert "::error file=TODO.md,line=" in run.out
+        # The annotation points at task 1's Status line (line 7 of the file).
+        assert TODO_TEXT.splitlines()[6] == "- **Status**: [NOT STARTED]"
+        errors = [line for line in run.out.splitlines() if line.startswith("::error ")]
+        assert errors == ["::error file=TODO.md,line=7::task 1 failed: exit code 1"], errors
         (reply,) = api.comments()
         assert "failure" in reply
 
