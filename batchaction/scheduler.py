@@ -382,7 +382,7 @@ class Scheduler:
         if proc.cancelled:
             run.outcome = "cancelled"
             run.reason = "interrupted"
-            self.submit(StatusChange(run.number, "restore", today(), previous=run.previous_status))
+            self.submit(self._restore(run))
         elif proc.timed_out:
             run.outcome = "timed-out"
             run.reason = f"timed out after {_seconds(self.options.timeout)}"
@@ -463,7 +463,22 @@ class Scheduler:
             run.reason = reason
             if run.attempts:
                 # Waiting for a retry: TODO.md already says it is in progress.
-                self.submit(StatusChange(number, "restore", today(), previous=run.previous_status))
+                self.submit(self._restore(run))
+
+    def _restore(self, run: TaskRun) -> StatusChange:
+        """Put a cancelled task back as it was: its Status, and its Started line.
+
+        Of the lifecycle lines, the run wrote only Started before the task was cancelled
+        (Completed, Failed and Blocked are written when a task ends, never for a cancelled one).
+        """
+        started = self.plan.tasks[run.number].field("started")
+        return StatusChange(
+            run.number,
+            "restore",
+            today(),
+            previous=run.previous_status,
+            previous_fields=(("Started", started.value if started is not None else None),),
+        )
 
     # -- time and signals -------------------------------------------------------------------
 

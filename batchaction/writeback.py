@@ -3,12 +3,14 @@
 ``patch_status`` is pure: it edits the lines of one task and nothing else. ``write_changes`` is
 the one place that touches the file: exclusive ``flock`` on ``<TODO>.lock`` (shared with shell
 scripts that run ``flock TODO.md.lock -c ...``), re-read, patch, temp file in the same
-directory, fsync, rename over, fsync the directory, mode kept.
+directory, fsync, rename over, fsync the directory, mode kept. A file without write
+permission is refused (``PermissionError``), even for root, whom the rename would not stop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import stat
 import tempfile
@@ -41,6 +43,10 @@ class StatusChange(NamedTuple):
     date: str  # YYYY-MM-DD
     reason: str | None = None
     previous: str | None = None  # the Status value to put back, for outcome "restore"
+    # For outcome "restore": lifecycle fields to put back as they were before the run, as
+    # (name, value) pairs; a value of None means the task had no such line, and the line the
+    # run added is removed. Fields not listed are left alone.
+    previous_fields: tuple[tuple[str, str | None], ...] = ()
 
 
 def today() -> str:
@@ -91,7 +97,7 @@ def patch_status(
     if change.outcome == "restore":
         if change.previous is not None:
             result[status.line] = _set_value(lines[status.line], status.value, change.previous)
-        return result
+        return _restore_fields(result, task, change.previous_fields)
     result[status.line] = _set_value(lines[status.line], status.value, style.render(change.outcome))
     dated, reason_name = _FIELDS[change.outcome]
     wanted: list[tuple[str, str]] = [(dated, change.date)]
@@ -116,6 +122,34 @@ def patch_status(
             inserts[-1] = inserts[-1].rstrip("\r\n")
         result[anchor + 1 : anchor + 1] = inserts
     return result
+
+
+def _restore_fields(
+    lines: list[str], task: Task, previous: Sequence[tuple[str, str | None]]
+) -> list[str]:
+    """Put lifecycle fields back as they were: the old value, or no line at all.
+
+    Only the lines of the named lifecycle fields change. A field whose line is gone by now (an
+    edit made while the task ran) is not written again.
+    """
+    removed: list[int] = []
+    for name, value in previous:
+        key = name.lower()
+        existing = task.field(key) if key in _LIFECYCLE else None
+        if existing is None:
+            continue
+        if value is None:
+            removed.append(existing.line)
+        else:
+            lines[existing.line] = _set_value(lines[existing.line], existing.value, value)
+    for index in sorted(set(removed), reverse=True):
+        gone = lines.pop(index)
+        if not gone.endswith("\n") and index == len(lines) and index > 0:
+            # The removed line ended the file without a newline: so does the line before it now
+            # (the run gave that line its newline when it added this one).
+            before = lines[index - 1]
+            lines[index - 1] = before[: len(before) - len(_eol(before, ""))]
+    return lines
 
 
 class PatchResult(NamedTuple):
@@ -170,10 +204,27 @@ def remove_stale_temp_files(todo: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def check_writable(path: Path, mode: int) -> None:
+    """Refuse a file without write permission (``mode`` is its ``st_mode``).
+
+    The rename in ``atomic_replace`` needs only the directory's permission, so without this a
+    read-only TODO file would be replaced anyway, and always when running as root. No write
+    bit at all refuses root too; otherwise ``access(2)`` decides for the current user.
+    """
+    if mode & 0o222 == 0:
+        raise PermissionError(errno.EACCES, "Permission denied (read-only file)", str(path))
+    if not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied (not writable)", str(path))
+
+
 def atomic_replace(target: Path, data: bytes) -> None:
-    """Write ``data`` over ``target`` atomically, keeping its mode (and owner, as root)."""
+    """Write ``data`` over ``target`` atomically, keeping its mode (and owner, as root).
+
+    Raises ``PermissionError`` when ``target`` is not writable (see ``check_writable``).
+    """
     real = Path(os.path.realpath(target))
     info = real.stat()
+    check_writable(real, info.st_mode)
     fd, temp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

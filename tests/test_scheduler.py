@@ -14,10 +14,16 @@ from runhelpers import (
     kill_quietly,
     make_workspace,
     process_gone,
+    read_exact,
     read_pids,
     status_lines,
+    task_fields,
+    todo_text,
     wait_for,
 )
+
+from batchaction.planner import plan
+from batchaction.todo import parse_todo
 
 # 2 fails; 3 and 5 depend on it directly, 4 through 3; 1, 6 and 7 do not depend on it.
 FAILURE_DAG = [
@@ -138,6 +144,46 @@ class TestConcurrency:
         assert ws.timeline().started() == [2, 3, 1, 4]
         assert ws.timeline().max_overlap() == 1
 
+    def test_effort_weighted_bottom_level_first(self, ws: Workspace) -> None:
+        """With one slot, ready tasks start by the planner's Effort-weighted bottom level.
+
+        A task's bottom level is its Effort plus the heaviest chain of dependents after it: the
+        8-hour and 6-hour tasks (6 and 5) go before task 1 (30 minutes, heading a chain of
+        four half-hour tasks: 2 hours), although 1 has the lower number and the longest chain.
+        The 45-minute task 7 waits until the chain's rest weighs less than it.
+        """
+        efforts = {1: "30 minutes", 2: "30 minutes", 3: "30 minutes", 4: "30 minutes"}
+        efforts |= {5: "6 hours", 6: "8 hours", 7: "45 minutes"}
+        specs = [Spec(1), Spec(2, deps="Task 1"), Spec(3, deps="Task 2"), Spec(4, deps="Task 3")]
+        text = todo_text([*specs, Spec(5), Spec(6), Spec(7)])
+        for number, effort in efforts.items():
+            heading = f"### {number}. Task number {number}\n- **Effort**: "
+            assert heading + "1 hour\n" in text
+            text = text.replace(heading + "1 hour\n", heading + effort + "\n")
+        ws.todo.write_bytes(text.encode())
+        the_plan = plan(parse_todo(text).tasks, list(efforts))
+        levels = dict(the_plan.bottom_level)
+        assert levels == {1: 2.0, 2: 1.5, 3: 1.0, 4: 0.5, 5: 6.0, 6: 8.0, 7: 0.75}
+        # One slot: each time, the ready task with the highest bottom level (then the lowest
+        # number) starts, and runs to its end before the next one starts.
+        expected: list[int] = []
+        ready = {n for n in the_plan.run if not the_plan.edges[n]}
+        while ready:
+            number = min(ready, key=lambda n: (-levels[n], n))
+            ready.remove(number)
+            expected.append(number)
+            ready |= {
+                n
+                for n in the_plan.run
+                if n not in expected and set(the_plan.edges[n]) <= set(expected)
+            }
+        assert expected == [6, 5, 1, 2, 3, 7, 4]
+
+        result = ws.run("1-7", "--max-parallel", "1")
+        assert result.code == 0, result.err
+        assert ws.timeline().started() == expected
+        assert ws.timeline().max_overlap() == 1
+
 
 class TestStrategies:
     GRAPH = (Spec(1, title="Long A"), Spec(2, title="Short B"), Spec(3, deps="Task 2"))
@@ -202,21 +248,44 @@ LONG_EXECUTOR = "sleep 30 & echo $! >> {pids}; echo $$ >> {pids}; wait"
 STUBBORN_EXECUTOR = 'trap "" TERM; sleep 30 & echo $! >> {pids}; echo $$ >> {pids}; wait'
 
 
+def sections(text: str) -> dict[int, str]:
+    """Each task's whole section (heading to the next heading), byte for byte."""
+    doc = parse_todo(text)
+    return {t.number: "".join(doc.lines[t.heading_line : t.end_line]) for t in doc.tasks}
+
+
 class TestInterrupts:
     def _interrupt(
         self, ws: Workspace, signum: int, executor: str, *extra: str
-    ) -> tuple[int, dict[int, str], dict[int, str], list[int]]:
-        """Start a run of 1-3 (two at a time), signal it once 1 and 2 run; return what is left."""
+    ) -> tuple[int, str, str, list[int]]:
+        """Start a run of 1-3 (two at a time), signal it once 1 and 2 run.
+
+        Task 1 has no Started line, task 2 an older one. Returns the exit code, the TODO text
+        before and after the run, and the executors' pids.
+        """
         original = ws.write(
-            [Spec(1), Spec(2, status="[FAILED]"), Spec(3, status="[BLOCKED] (waiting)")]
+            [
+                Spec(1),
+                Spec(
+                    2,
+                    status="[FAILED]",
+                    extra=(
+                        "**Started**: 2020-01-01",
+                        "**Failed**: 2020-01-02",
+                        "**Failure Reason**: exit code 1",
+                    ),
+                ),
+                Spec(3, status="[BLOCKED] (waiting)"),
+            ]
         )
+        assert "Started" not in task_fields(original, 1)
         pids_file = ws.root / "pids"
         command = executor.format(pids=pids_file)
         proc = ws.start("1-3", "--max-parallel", "2", *extra, executor=command)
         try:
 
             def both_running() -> bool:
-                text = ws.todo.read_text(encoding="utf-8")
+                text = read_exact(ws.todo)
                 lines = status_lines(text)
                 return (
                     "[IN PROGRESS]" in lines[1]
@@ -225,6 +294,10 @@ class TestInterrupts:
                 )
 
             assert wait_for(both_running, timeout=30), ws.todo.read_text(encoding="utf-8")
+            # The run wrote both Started lines: a new one for 1, today's date over 2's.
+            running = read_exact(ws.todo)
+            assert len(task_fields(running, 1)["Started"]) == len("2026-01-01")
+            assert task_fields(running, 2)["Started"] != "2020-01-01"
             proc.send_signal(signum)
             result = ws.finish(proc, timeout=60)
         finally:
@@ -238,7 +311,7 @@ class TestInterrupts:
         assert result.summary["interrupted_by"] == signal.Signals(signum).name
         assert result.outcomes() == {1: "cancelled", 2: "cancelled", 3: "cancelled"}
         assert result.tasks[3]["attempts"] == 0
-        return result.code, status_lines(original), status_lines(result.todo), pids
+        return result.code, original, result.todo, pids
 
     @pytest.mark.parametrize(
         ("signum", "code"),
@@ -246,9 +319,11 @@ class TestInterrupts:
         ids=["SIGTERM", "SIGINT", "SIGHUP"],
     )
     def test_signal_restores_statuses(self, ws: Workspace, signum: int, code: int) -> None:
-        """An interrupt cancels the run, restores the Status lines and leaves no executor alive."""
+        """An interrupt cancels the run, puts the tasks back as they were (Status and Started
+        lines: a new one removed, an older one's value back) and leaves no executor alive."""
         exit_code, before, after, pids = self._interrupt(ws, signum, LONG_EXECUTOR)
         assert exit_code == code
+        assert sections(after) == sections(before)
         assert after == before
         assert len(pids) == 4
         assert all_gone(pids), pids
@@ -259,6 +334,7 @@ class TestInterrupts:
             ws, signal.SIGTERM, STUBBORN_EXECUTOR, "--grace", "1"
         )
         assert exit_code == 143
+        assert sections(after) == sections(before)
         assert after == before
         assert len(pids) == 4
         assert all_gone(pids), pids
@@ -282,4 +358,5 @@ class TestInterrupts:
         assert result.code == 143, result.err
         assert result.tasks[1]["attempts"] == 1  # interrupted between the attempts
         assert result.outcomes() == {1: "cancelled", 2: "cancelled"}
-        assert status_lines(result.todo) == status_lines(original)
+        assert sections(result.todo) == sections(original)
+        assert result.todo == original

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import resource
 import signal
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
-from runhelpers import Spec, Workspace, make_workspace, task_fields, todo_text
+from conftest import RunCli
+from runhelpers import Spec, Workspace, make_workspace, read_exact, task_fields, todo_text
 
+from batchaction import statuswriter
 from batchaction.statuswriter import StatusWriter
-from batchaction.writeback import StatusChange
+from batchaction.writeback import PatchResult, StatusChange
 
 DATE = "2032-03-04"
 FILE_LIMIT = 48 * 1024  # bytes: below the TODO file's size, above the summaries' size
@@ -54,6 +58,49 @@ class TestUnwritableTodo:
         assert "did not reach the TODO file" in ws.summary_md.read_text(encoding="utf-8")
         assert not [p.name for p in ws.repo.iterdir() if p.name not in ("TODO.md", "TODO.md.lock")]
 
+    def test_read_only_todo_keeps_its_bytes(self, ws: Workspace) -> None:
+        """A 0444 TODO.md is never replaced (not even by root): the tasks run, and every status
+        update is reported as not written, in the summary JSON, the Markdown and on stderr."""
+        original = ws.write([Spec(1), Spec(2, deps="Task 1"), Spec(3)])
+        ws.todo.chmod(0o444)
+        result = ws.run("1-3", env={"PROBE_EXIT_3": "1"})
+        assert result.code == 1, result.err
+        assert result.outcomes() == {1: "completed", 2: "completed", 3: "failed"}
+        assert sorted(ws.timeline().started()) == [1, 2, 3]
+        assert ws.todo.read_bytes() == original.encode()
+        assert stat.S_IMODE(ws.todo.stat().st_mode) == 0o444
+        assert result.summary is not None
+        failed = result.summary["status_updates_failed"]
+        assert sorted((u["number"], u["status"]) for u in failed) == [
+            (1, "completed"),
+            (1, "in-progress"),
+            (2, "completed"),
+            (2, "in-progress"),
+            (3, "failed"),
+            (3, "in-progress"),
+        ]
+        assert {u["error"] for u in failed} == {"Permission denied (read-only file)"}
+        assert (
+            "! status completed of 1 not written: Permission denied (read-only file)" in result.err
+        )
+        assert "did not reach the TODO file" in ws.summary_md.read_text(encoding="utf-8")
+        assert sorted(p.name for p in ws.repo.iterdir()) == ["TODO.md", "TODO.md.lock"]
+
+    def test_status_set_on_a_read_only_todo_is_a_clean_error(
+        self, ws: Workspace, cli: RunCli
+    ) -> None:
+        """``status set`` on a 0444 TODO.md exits 1 with one error line; the file is unchanged."""
+        original = ws.write([Spec(1)])
+        ws.todo.chmod(0o444)
+        code, out, err = cli("status", "set", "1", "completed", "--todo", "TODO.md", cwd=ws.repo)
+        assert code == 1, (out, err)
+        assert "Traceback" not in err
+        assert err.strip() == (
+            "batchaction: error: TODO.md: cannot write: Permission denied (read-only file)"
+        )
+        assert read_exact(ws.todo) == original
+        assert stat.S_IMODE(ws.todo.stat().st_mode) == 0o444
+
 
 class TestStatusWriter:
     def test_burst_is_coalesced_and_lands(self, tmp_path: Path) -> None:
@@ -89,6 +136,33 @@ class TestStatusWriter:
         assert [f.change for f in writer.failed] == changes
         assert all(f.error for f in writer.failed)
         assert writer.writes == 0
+
+    def test_read_only_todo_is_retried_then_recorded(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A refused write to a 0444 file is retried, then recorded in ``failed``."""
+        todo = tmp_path / "TODO.md"
+        data = todo_text([Spec(1), Spec(2)]).encode()
+        todo.write_bytes(data)
+        todo.chmod(0o444)
+        calls: list[int] = []
+        real = statuswriter.write_changes
+
+        def counting(*args: Any, **kwargs: Any) -> PatchResult:
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(statuswriter, "write_changes", counting)
+        writer = StatusWriter(todo, attempts=3, backoff=0.001)
+        changes = [StatusChange(1, "in-progress", DATE), StatusChange(2, "failed", DATE, "x")]
+        for change in changes:
+            writer.submit(change)
+        writer.close()
+        assert [f.change for f in writer.failed] == changes
+        assert {f.error for f in writer.failed} == {"Permission denied (read-only file)"}
+        assert writer.writes == 0
+        assert len(calls) == 3
+        assert todo.read_bytes() == data
 
     def test_unreadable_text_is_recorded(self, tmp_path: Path) -> None:
         """A TODO file that became binary is not written; the change is recorded as failed."""

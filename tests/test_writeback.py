@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shlex
+import stat
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, note
 from hypothesis import strategies as st
 from runhelpers import (
     LIFECYCLE,
@@ -25,7 +28,7 @@ from runhelpers import (
 
 from batchaction.status import detect_style
 from batchaction.todo import Task, TodoDocument, parse_todo
-from batchaction.writeback import StatusChange, apply_changes, patch_status
+from batchaction.writeback import StatusChange, apply_changes, patch_status, write_changes
 
 LIFECYCLE_KEYS = frozenset(["status", *(name.lower() for name in LIFECYCLE)])
 DATE = "2031-02-03"
@@ -193,6 +196,67 @@ class TestBytesPreserved:
         assert second.fields(1)["Status"] == "[COMPLETED]"
 
 
+class TestFilePermissions:
+    def test_mode_0640_is_kept(self, ws: Workspace) -> None:
+        """A TODO.md with mode 0640 still has mode 0640 after a run's status writes."""
+        original = ws.write([Spec(1), Spec(2, deps="Task 1")])
+        ws.todo.chmod(0o640)
+        result = ws.run("1-2")
+        assert result.code == 0, result.err
+        assert result.todo != original
+        assert result.fields(2)["Status"] == "[COMPLETED]"
+        assert stat.S_IMODE(ws.todo.stat().st_mode) == 0o640
+        assert result.summary is not None
+        assert result.summary["status_updates_failed"] == []
+
+    def test_read_only_file_is_refused(self, tmp_path: Path) -> None:
+        """A 0444 file is not replaced, not even by root: PermissionError, bytes and mode kept."""
+        todo = tmp_path / "TODO.md"
+        data = todo_text([Spec(1)]).encode()
+        todo.write_bytes(data)
+        todo.chmod(0o444)
+        with pytest.raises(PermissionError) as caught:
+            write_changes(todo, [StatusChange(1, "completed", DATE)])
+        assert caught.value.errno == errno.EACCES
+        assert caught.value.filename == str(todo.resolve())
+        assert "read-only" in (caught.value.strerror or "")
+        assert todo.read_bytes() == data
+        assert stat.S_IMODE(todo.stat().st_mode) == 0o444
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["TODO.md", "TODO.md.lock"]
+
+    def test_file_the_user_may_not_write_is_refused(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A file with write bits that access(2) still refuses (another owner) is not replaced."""
+        todo = tmp_path / "TODO.md"
+        data = todo_text([Spec(1)]).encode()
+        todo.write_bytes(data)
+        todo.chmod(0o644)
+        real_access = os.access
+        asked: list[str] = []
+
+        def access(path: str | os.PathLike[str], mode: int, **kwargs: bool) -> bool:
+            if Path(path) == todo.resolve() and mode == os.W_OK:
+                asked.append(str(path))
+                return False
+            return real_access(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+        with pytest.raises(PermissionError) as caught:
+            write_changes(todo, [StatusChange(1, "completed", DATE)])
+        assert asked
+        assert caught.value.errno == errno.EACCES
+        assert todo.read_bytes() == data
+
+    def test_unchanged_read_only_file_is_not_an_error(self, tmp_path: Path) -> None:
+        """A write that changes nothing does not replace the file, so a read-only one is fine."""
+        todo = tmp_path / "TODO.md"
+        todo.write_bytes(todo_text([Spec(1, status="[COMPLETED]")]).encode())
+        todo.chmod(0o444)
+        change = StatusChange(1, "restore", DATE, previous="[COMPLETED]")
+        assert write_changes(todo, [change]).applied == (change,)
+
+
 # --- patch_status and apply_changes as functions ------------------------------------------------
 
 FIELD_NAMES = ("Started", "Completed", "Failed", "Failure Reason", "Blocked", "Blocking Reason")
@@ -273,6 +337,25 @@ def documents_and_changes(draw: st.DrawFn) -> tuple[str, list[StatusChange]]:
     return text, changes
 
 
+OLD_LIFECYCLE = (
+    "**Started**: 2020-01-01",
+    "**Failed**: 2020-01-02",
+    "**Failure Reason**: exit code 1",
+)
+
+
+def restore_change(task: Task) -> StatusChange:
+    """The restore the scheduler submits for a cancelled task: its Status and Started as read."""
+    started = task.field("started")
+    return StatusChange(
+        task.number,
+        "restore",
+        DATE,
+        previous=task.status,
+        previous_fields=(("Started", started.value if started is not None else None),),
+    )
+
+
 def fold(text: str | None) -> str:
     folded = " ".join(text.split()) if text else "no reason given"
     return folded if len(folded) <= 300 else folded[:299] + "…"
@@ -343,6 +426,49 @@ class TestApplyChanges:
         changes = [StatusChange(t.number, "restore", DATE, previous=t.status) for t in doc.tasks]
         assert apply_changes(text, changes).text == text
 
+    @given(todo_documents())
+    def test_start_then_restore_gives_back_the_file(self, case: tuple[str, list[int]]) -> None:
+        """Starting tasks, then restoring them as an interrupt does, gives back the file exactly.
+
+        The Started line a start added is removed again, one it overwrote gets its old value,
+        whether the two changes land in separate writes or in one.
+        """
+        text, _ = case
+        doc = parse_todo(text)
+        # An empty Status value loses its trailing blanks when set (an old limitation).
+        tasks = [t for t in doc.tasks if t.status]
+        started = [StatusChange(t.number, "in-progress", DATE) for t in tasks]
+        restored = [restore_change(t) for t in tasks]
+        middle = apply_changes(text, started).text
+        note(middle)
+        for task in parse_todo(middle).tasks:
+            if task.number in {t.number for t in tasks}:
+                assert task.field("started") is not None
+        assert apply_changes(middle, restored).text == text
+        assert apply_changes(text, started + restored).text == text
+
+    def test_restore_in_a_crlf_file_of_several_tasks(self) -> None:
+        """Restoring, in one write, a task without and one with an older Started line."""
+        specs = [
+            Spec(1, body="Body   "),
+            Spec(2, status="[FAILED]", extra=OLD_LIFECYCLE),
+            Spec(3, body="Not touched"),
+        ]
+        text = todo_text(specs, eol="\r\n")
+        doc = parse_todo(text)
+        tasks = {t.number: t for t in doc.tasks}
+        started = [StatusChange(n, "in-progress", DATE) for n in (1, 2)]
+        middle = apply_changes(text, started).text
+        assert field_lines(middle, 1, "Started") == [f"- **Started**: {DATE}\r\n"]
+        assert field_lines(middle, 2, "Started") == [f"- **Started**: {DATE}\r\n"]
+        restored = [restore_change(tasks[1]), restore_change(tasks[2])]
+        assert restored[0].previous_fields == (("Started", None),)
+        assert restored[1].previous_fields == (("Started", "2020-01-01"),)
+        result = apply_changes(middle, restored)
+        assert result.applied == tuple(restored)
+        assert result.text == text
+        assert apply_changes(text, started + restored).text == text
+
     def test_missing_and_duplicate_tasks_are_reported(self) -> None:
         """Changes for absent or duplicated task numbers are reported missing, not applied."""
         text = todo_text([Spec(1), Spec(2), Spec(2)])
@@ -387,6 +513,78 @@ class TestPatchStatus:
             f"**Completed**: {DATE}\n",
             "**Notes**: n\n",
         ]
+
+    @pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["LF", "CRLF"])
+    def test_restore_removes_the_started_line_the_start_added(self, eol: str) -> None:
+        """A task that had no Started line has none again after the restore, bytes as before."""
+        text = eol.join(
+            ["### 5. T", "- **Status**: [NOT STARTED]  ", "- **Dependencies**: 4", "", "Body", ""]
+        )
+        lines, task = self._task(text)
+        style = detect_style([task.status])
+        started = patch_status(lines, task, StatusChange(5, "in-progress", DATE), style)
+        assert started[1:4] == [
+            f"- **Status**: [IN PROGRESS]  {eol}",
+            f"- **Started**: {DATE}{eol}",
+            f"- **Dependencies**: 4{eol}",
+        ]
+        middle, task_now = self._task("".join(started))
+        change = restore_change(task)
+        assert change.previous_fields == (("Started", None),)
+        assert patch_status(middle, task_now, change, style) == lines
+
+    @pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["LF", "CRLF"])
+    def test_restore_puts_back_the_older_started_value(self, eol: str) -> None:
+        """A task that had an older Started line gets that value back; its other lines stay."""
+        text = eol.join(
+            [
+                "### 5. T",
+                "**Status**: [FAILED] ",
+                "**Started**: 2020-01-01  ",
+                "**Failed**: 2020-01-02",
+                "**Failure Reason**: exit code 1",
+                "",
+            ]
+        )
+        lines, task = self._task(text)
+        style = detect_style([task.status])
+        started = patch_status(lines, task, StatusChange(5, "in-progress", DATE), style)
+        assert started[2] == f"**Started**: {DATE}  {eol}"
+        assert started[3:] == lines[3:]
+        middle, task_now = self._task("".join(started))
+        change = restore_change(task)
+        assert change.previous_fields == (("Started", "2020-01-01"),)
+        assert patch_status(middle, task_now, change, style) == lines
+
+    @pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["LF", "CRLF"])
+    def test_restore_at_the_end_of_a_file_without_final_newline(self, eol: str) -> None:
+        """The Started line added after a last Status line without newline goes; so does the
+        newline the start gave the Status line."""
+        text = f"# TODO{eol}{eol}### 5. Last{eol}**Dependencies**: None{eol}**Status**: [PLANNED]"
+        doc = parse_todo(text)
+        middle = apply_changes(text, [StatusChange(5, "in-progress", DATE)]).text
+        assert middle.endswith(f"**Status**: [IN PROGRESS]{eol}**Started**: {DATE}")
+        assert apply_changes(middle, [restore_change(doc.tasks[0])]).text == text
+
+    def test_restore_touches_only_the_started_line(self) -> None:
+        """Edits made while the task ran stay; fields other than lifecycle ones are never
+        restored; a Started line removed meanwhile is not written again."""
+        text = "### 5. T\n**Status**: [NOT STARTED]\n**Notes**: old\n**Dependencies**: 4\n"
+        lines, task = self._task(text)
+        style = detect_style([task.status])
+        middle = patch_status(lines, task, StatusChange(5, "in-progress", DATE), style)
+        edited = [line.replace("old", "edited") for line in middle]
+        edited_lines, edited_task = self._task("".join(edited))
+        change = restore_change(task)._replace(
+            previous_fields=(("Started", None), ("Notes", "old"), ("Dependencies", None))
+        )
+        assert patch_status(edited_lines, edited_task, change, style) == [
+            line.replace("old", "edited") for line in lines
+        ]
+        gone = [line for line in middle if "Started" not in line]
+        gone_lines, gone_task = self._task("".join(gone))
+        change = change._replace(previous_fields=(("Started", "2020-01-01"),))
+        assert patch_status(gone_lines, gone_task, change, style) == lines
 
     def test_restore_without_previous_changes_nothing(self) -> None:
         """A restore that carries no previous status leaves the lines as they are."""
