@@ -208,7 +208,13 @@ def commit_back(
             git("checkout", "--quiet", "--detach", upstream, cwd=cwd)
         base = upstream
         if status_commit is not None and reapply:
-            write_changes(todo, changes, table, markers)
+            try:
+                write_changes(todo, changes, table, markers)
+            except OSError as exc:
+                git("checkout", "--quiet", "-B", branch, cwd=cwd, check=False)
+                raise GitError(
+                    ("re-apply", todo_rel), 1, f"cannot write {todo_rel}: {exc.strerror or exc}"
+                ) from None
             status_commit = commit_paths(cwd, [todo_rel], message, ident)
         git("checkout", "--quiet", "-B", branch, cwd=cwd)
         raise PushRejectedError
