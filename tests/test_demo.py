@@ -14,6 +14,19 @@ from runhelpers import clean_env
 from batchaction.summary import schema
 
 
+def run_demo(cwd: Path, scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``batchaction demo ARGS`` as a real process, its temporary files under ``scratch``."""
+    return subprocess.run(
+        [sys.executable, "-m", "batchaction", "demo", *args],
+        cwd=cwd,
+        env=clean_env({"TMPDIR": str(scratch)}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 class TestDemo:
     def test_demo_runs_and_cleans_up(self, tmp_path: Path) -> None:
@@ -22,15 +35,7 @@ class TestDemo:
         scratch = tmp_path / "tmp"
         cwd.mkdir()
         scratch.mkdir()
-        proc = subprocess.run(
-            [sys.executable, "-m", "batchaction", "demo"],
-            cwd=cwd,
-            env=clean_env({"TMPDIR": str(scratch)}),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = run_demo(cwd, scratch)
         assert proc.returncode == 0, proc.stderr
         out = proc.stdout
         assert "**batchaction** failure:" in out
@@ -51,15 +56,7 @@ class TestDemo:
         the demo pushed to its bare remote."""
         scratch = tmp_path / "tmp"
         scratch.mkdir()
-        proc = subprocess.run(
-            [sys.executable, "-m", "batchaction", "demo", "--keep"],
-            cwd=tmp_path,
-            env=clean_env({"TMPDIR": str(scratch)}),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = run_demo(tmp_path, scratch, "--keep")
         assert proc.returncode == 0, proc.stderr
         (root,) = scratch.iterdir()
         summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
