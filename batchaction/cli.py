@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from batchaction import __version__
-from batchaction.errors import EXIT_OK, EXIT_SIGINT, BatchError
+from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_SIGINT, BatchError
 from batchaction.settings import Settings, find_todo, resolve
 
 
@@ -142,15 +142,18 @@ def cmd_lint(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in paths:
         try:
-            problems = lint_document(parse_todo(read_todo_text(path)))
+            text = read_todo_text(path)
         except BatchError as exc:
+            # A file that cannot be read (missing, a directory, not UTF-8, binary) is invalid
+            # input, not a finding about its content: exit 2, which wins over exit 1.
             print(_compiler_style(str(path), str(exc)))
-            status = max(status, 1)
+            status = max(status, EXIT_INVALID_INPUT)
             continue
+        problems = lint_document(parse_todo(text))
         for problem in problems:
             print(problem.render(str(path)))
         if has_errors(problems):
-            status = max(status, 1)
+            status = max(status, 1)  # errors in the content
     return status
 
 

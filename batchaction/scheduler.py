@@ -202,7 +202,8 @@ class Scheduler:
                         os.read(wake_r, 512)
                 elif kind == "exit":
                     self._finish(selector, proc)
-                elif kind == "out":
+                elif kind == "out" and proc.pipe is not None:
+                    # (None: the exit, reported in the same batch, already drained and closed it.)
                     self._pump(selector, proc)
             self._check_deadlines(time.monotonic())
             if self.signal_received is not None and not self.stopping:

@@ -190,6 +190,24 @@ def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> 
         out += ["**Next steps**", ""] + [f"- {step}" for step in steps] + [""]
     text = "\n".join(out)
     if len(text) > limit:
-        cut = text[: limit - 200].rsplit("\n", 1)[0]
-        text = cut + "\n\n…(summary truncated: see the JSON summary for everything)\n"
+        text = _truncate(text, limit)
     return text
+
+
+def _truncate(text: str, limit: int) -> str:
+    """Cut ``text`` on a line boundary under ``limit``, closing the ``<pre>`` and ``<details>``
+    the cut left open, so that what follows (the truncation note, a run-log link appended to
+    the PR reply, the next step's job summary) is not swallowed by an open block.
+
+    Counting tags is reliable because every piece of user text is HTML-escaped: the only
+    ``<pre>`` and ``<details>`` in the text are this module's own, and they never nest.
+    """
+    cut = text[: limit - 200].rsplit("\n", 1)[0]
+    cut = cut.removesuffix("\n<details>")  # a block cut before its <summary> line: drop it
+    closing: list[str] = []
+    if cut.count("<pre>") > cut.count("</pre>"):
+        closing.append("</pre>")
+    closing += ["</details>"] * (cut.count("<details>") - cut.count("</details>"))
+    if closing:
+        cut += "\n" + "\n".join(closing)
+    return cut + "\n\n…(summary truncated: see the JSON summary for everything)\n"

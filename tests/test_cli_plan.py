@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from strategies import TaskSpec, render_todo
 
+from batchaction import __version__
 from batchaction.todo import parse_todo
 
 SMALL = render_todo(
@@ -45,6 +46,7 @@ def assert_usage_error(result: tuple[int, str, str], *named: str) -> str:
     """Exit 2, nothing on stdout, one clean message on stderr naming ``named``."""
     code, out, err = result
     assert code == 2, (out, err)
+    assert out == ""
     assert "Traceback" not in err
     assert "batchaction: error:" in err
     for text in named:
@@ -80,10 +82,36 @@ class TestPlanOutput:
         assert blocked[0]["blocked_by"] == [63]
         assert "63" in blocked[0]["reason"]
 
+    def test_unselected_deps_block_text(self, cli: RunCli, repo: Path) -> None:
+        """The text plan lists each blocked task with the dependency that blocks it: the
+        unselected open one directly, or the blocked task upstream of it."""
+        code, out, err = cli("plan", "64", "66", "88", "--unselected-deps", "block", cwd=repo)
+        assert code == 0, err
+        assert "Blocked:" in out
+        blocked = out.split("Blocked:\n", 1)[1].splitlines()
+        assert blocked == [
+            "  64  depends on unselected open task 63 ([NOT STARTED])",
+            "  66  blocked by task 64 (also blocked)",
+        ]
+        waves = out.split("Blocked:", 1)[0]
+        assert "Wave 1:" in waves
+        assert "  88  " in waves
+        assert "Wave 2:" not in waves
+        assert not re.search(r"^\s+6[46]\s", waves, re.M)
+
     def test_include_deps_flag(self, cli: RunCli, repo: Path) -> None:
         """``--include-deps`` pulls in open dependencies."""
         data = plan_json(cli, repo, "66", "--include-deps")
         assert data["waves"] == [[63], [64], [66]]
+
+
+class TestVersion:
+    def test_version(self, cli: RunCli, tmp_path: Path) -> None:
+        """``batchaction --version`` prints the package version and exits 0."""
+        code, out, err = cli("--version", cwd=tmp_path)
+        assert (code, err) == (0, "")
+        assert out == f"batchaction {__version__}\n"
+        assert re.fullmatch(r"\d+\.\d+\.\d+\S*", __version__)
 
 
 class TestFixturesThroughCli:
@@ -117,30 +145,51 @@ class TestFixturesThroughCli:
         assert data["waves"] == [[72], [73], [74, 75], [76], [77], [78]]
 
 
+EXPECTED_FORM = "expected a task number like 63 or a range like 65-67"
+
+
 class TestSelectionErrors:
     @pytest.mark.parametrize(
-        ("selection", "named"),
+        ("selection", "message"),
         [
-            ("", "empty selection"),
-            (" , ", "empty selection"),
-            ("67-65", "'67-65'"),
-            ("63-", "'63-'"),
-            ("abc", "'abc'"),
-            ("0", "'0'"),
-            ("63, 1-501", "'1-501'"),
+            ("", f"empty selection: {EXPECTED_FORM}"),
+            (" , ", f"empty selection: {EXPECTED_FORM}"),
+            ("63-", f"invalid selection item '63-': {EXPECTED_FORM}"),
+            ("abc", f"invalid selection item 'abc': {EXPECTED_FORM}"),
+            ("63, abc", f"invalid selection item 'abc': {EXPECTED_FORM}"),
+            ("1--2", f"invalid selection item '1--2': {EXPECTED_FORM}"),
+            ("67-65", "invalid range '67-65': start must not exceed end"),
+            ("0", "invalid selection item '0': task numbers start at 1"),
+            ("#0", "invalid selection item '#0': task numbers start at 1"),
+            (
+                "63, 1-501",
+                "range '1-501' selects 501 tasks, over the cap of 500: "
+                "select fewer tasks or raise max-tasks",
+            ),
         ],
     )
-    def test_invalid_selection(self, cli: RunCli, repo: Path, selection: str, named: str) -> None:
-        """Each invalid selection exits 2 naming the item."""
-        assert_usage_error(cli("plan", selection, cwd=repo), named)
+    def test_invalid_selection(self, cli: RunCli, repo: Path, selection: str, message: str) -> None:
+        """Each invalid selection exits 2 with one message naming the item and the expected
+        form (or the rule it breaks), on stderr only."""
+        err = assert_usage_error(cli("plan", selection, cwd=repo))
+        assert err == f"batchaction: error: {message}\n"
 
     def test_total_over_cap(self, cli: RunCli, repo: Path) -> None:
-        """A total over ``--max-tasks`` exits 2 naming the cap."""
-        assert_usage_error(cli("plan", "63 64 65 88", "--max-tasks", "3", cwd=repo), "3")
+        """A total over ``--max-tasks`` exits 2 naming the cap and what to do."""
+        err = assert_usage_error(cli("plan", "63 64 65 88", "--max-tasks", "3", cwd=repo))
+        assert "more than 3 tasks (the cap)" in err
+        assert "select fewer tasks or raise max-tasks" in err
+
+    def test_total_over_default_cap(self, cli: RunCli, repo: Path) -> None:
+        """501 separate numbers (no range over the cap) exceed the default cap of 500."""
+        selection = ", ".join(str(n) for n in range(1, 1003, 2))
+        err = assert_usage_error(cli("plan", selection, cwd=repo))
+        assert "more than 500 tasks (the cap)" in err
 
     def test_range_over_cap(self, cli: RunCli, repo: Path) -> None:
-        """A range over ``--max-tasks`` exits 2 naming the range."""
-        assert_usage_error(cli("plan", "63-67", "--max-tasks", "3", cwd=repo), "'63-67'")
+        """A range over ``--max-tasks`` exits 2 naming the range and the cap."""
+        err = assert_usage_error(cli("plan", "63-67", "--max-tasks", "3", cwd=repo), "'63-67'")
+        assert "selects 5 tasks, over the cap of 3" in err
 
     def test_huge_number(self, cli: RunCli, repo: Path) -> None:
         """A number with thousands of digits exits 2 with a message, not a traceback."""
@@ -244,6 +293,35 @@ class TestConfiguration:
         assert plan_json(cli, tmp_path, "5-6")["waves"] == [[5]]
         assert plan_json(cli, tmp_path, "5-6", "--todo", "TODO.md")["waves"] == [[6]]
 
+    def test_config_markers(self, cli: RunCli, tmp_path: Path) -> None:
+        """``done-markers`` and ``closed-markers`` from the configuration file make matching
+        tasks skip as ``already-done`` and ``closed``; without the file they are open."""
+        specs = [
+            TaskSpec(1, status="SHIPPED"),
+            TaskSpec(2, status="[PARKED] until Q3"),
+            TaskSpec(3, status="[shipped] (2026-01-04)"),
+            TaskSpec(4, status="[NOT STARTED]", deps="Task 1, Task 2"),
+        ]
+        (tmp_path / "TODO.md").write_text(render_todo(specs), encoding="utf-8")
+        without = plan_json(cli, tmp_path, "1-4")
+        assert without["skipped"] == []
+        assert without["waves"] == [[1, 2, 3], [4]]
+        self.write_config(tmp_path, "done-markers: [SHIPPED]\nclosed-markers: [PARKED]\n")
+        data = plan_json(cli, tmp_path, "1-4")
+        assert data["skipped"] == [
+            {"number": 1, "reason": "already-done"},
+            {"number": 2, "reason": "closed"},
+            {"number": 3, "reason": "already-done"},
+        ]
+        assert data["waves"] == [[4]]
+        assert data["blocked"] == []
+        # The closed dependency 2 is satisfied with a warning naming its status.
+        assert any("depends on 2" in w and "PARKED" in w for w in data["warnings"])
+        code, out, err = cli("plan", "1-4", cwd=tmp_path)
+        assert code == 0, err
+        assert re.search(r"^\s+1\s+already-done: status is SHIPPED$", out, re.M), out
+        assert re.search(r"^\s+2\s+closed: status is \[PARKED\] until Q3$", out, re.M), out
+
 
 class TestTodoDetection:
     def test_detection_order(self, cli: RunCli, tmp_path: Path) -> None:
@@ -312,24 +390,59 @@ class TestLintCli:
         assert ": warning: " in lines[0]
 
     def test_unreadable_files(self, cli: RunCli, tmp_path: Path) -> None:
-        """Binary and non-UTF-8 files are lint errors (exit 1) with their line, not tracebacks."""
+        """Binary and non-UTF-8 files exit 2 with a compiler-style error on their line."""
         (tmp_path / "bin.md").write_bytes(b"### 1. A\n\x00")
         (tmp_path / "latin.md").write_bytes(b"### 1. A\n\xff\n")
         code, out, err = cli("lint", "bin.md", "latin.md", cwd=tmp_path)
-        assert code == 1
-        assert "Traceback" not in err
+        assert code == 2, (out, err)
+        assert "Traceback" not in err + out
         lines = out.splitlines()
         assert len(lines) == 2
         assert lines[0].startswith("bin.md:2: error: ")
+        assert "NUL" in lines[0]
         assert lines[1].startswith("latin.md:2: error: ")
+        assert "UTF-8" in lines[1]
 
     def test_missing_file_is_compiler_style(self, cli: RunCli, tmp_path: Path) -> None:
-        """A missing file or a directory is reported as ``path:1: error: ...`` (exit 1)."""
+        """A missing file or a directory exits 2, reported as ``path:1: error: ...``."""
         (tmp_path / "dir.md").mkdir()
         code, out, err = cli("lint", "gone.md", "dir.md", cwd=tmp_path)
-        assert code == 1
-        assert "Traceback" not in err
+        assert code == 2, (out, err)
+        assert "Traceback" not in err + out
         lines = out.splitlines()
         assert len(lines) == 2
         assert lines[0].startswith("gone.md:1: error: ")
+        assert "no such file" in lines[0]
         assert lines[1].startswith("dir.md:1: error: ")
+        assert "directory" in lines[1]
+
+    @pytest.mark.parametrize("order", ["unreadable-first", "unreadable-last"])
+    def test_unreadable_wins_over_content_errors(
+        self, cli: RunCli, tmp_path: Path, order: str
+    ) -> None:
+        """With a file holding lint errors and an unreadable one, both are reported and the
+        exit code is 2, whichever comes first; the readable file alone still exits 1."""
+        text = render_todo([TaskSpec(1, title="One"), TaskSpec(1, title="Two")])
+        (tmp_path / "dup.md").write_text(text, encoding="utf-8")
+        (tmp_path / "clean.md").write_text(render_todo([TaskSpec(2)]), encoding="utf-8")
+        paths = ["gone.md", "dup.md", "clean.md"]
+        if order == "unreadable-last":
+            paths.reverse()
+        code, out, err = cli("lint", *paths, cwd=tmp_path)
+        assert code == 2, (out, err)
+        assert "Traceback" not in err + out
+        assert any(line.startswith("gone.md:1: error: ") for line in out.splitlines())
+        assert any(
+            line.startswith("dup.md:") and "duplicate task number 1" in line
+            for line in out.splitlines()
+        )
+        assert not any(line.startswith("clean.md:") for line in out.splitlines())
+        assert cli("lint", "dup.md", "clean.md", cwd=tmp_path)[0] == 1
+
+    def test_no_file_found(self, cli: RunCli, tmp_path: Path) -> None:
+        """``lint`` without paths and without any TODO file exits 2 with one message."""
+        code, out, err = cli("lint", cwd=tmp_path)
+        assert (code, out) == (2, "")
+        assert "Traceback" not in err
+        assert err.startswith("batchaction: error: ")
+        assert ".claude/specs/TODO.md" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,28 @@ import pytest
 from runhelpers import RunOutcome, Spec, Workspace, make_workspace
 
 from batchaction import __version__
-from batchaction.summary import render_markdown, schema
+from batchaction.summary import MARKDOWN_LIMIT, render_markdown, schema
 
 NASTY = "Render <script>alert(1)</script> | pipes & more"
+TAGS = re.compile(r"</?(details|summary|pre)>")
+
+
+def html_blocks_balanced(markdown: str) -> None:
+    """Every ``<details>``, ``<summary>`` and ``<pre>`` is closed, in order, and ``<details>``
+    blocks do not nest (a raw tag from a log or a title would break this)."""
+    stack: list[str] = []
+    for match in TAGS.finditer(markdown):
+        name = match[1]
+        if match[0].startswith("</"):
+            context = markdown[max(0, match.start() - 200) : match.end()]
+            assert stack, (match[0], context)
+            assert stack.pop() == name, (match[0], context)
+        else:
+            assert name not in stack, (match[0], stack)
+            stack.append(name)
+    assert stack == [], stack
+
+
 EVERY_OUTCOME = [
     Spec(1, title="Completes"),
     Spec(2, title="Leaves work in progress"),
@@ -194,3 +214,104 @@ class TestMarkdown:
         text = render_markdown(summary, limit=3000)
         assert len(text) <= 3000
         assert text.endswith("…(summary truncated: see the JSON summary for everything)\n")
+
+
+# A failing executor whose output tries to break out of the <pre> and <details> around it.
+HOSTILE_LINES = [
+    "<script>alert(1)</script>",
+    "</details>",
+    "</pre></details><details><summary>fake</summary>",
+    "a & b &lt;kept&gt;",
+]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, str]:
+    """A run where task 1 prints HOSTILE_LINES and fails, and task 2 completes."""
+    ws = make_workspace(tmp_path_factory.mktemp("hostile"))
+    ws.write([Spec(1, title="Break </summary></details> out"), Spec(2)])
+    printed = " ".join("'" + line + "'" for line in HOSTILE_LINES)
+    executor = f"if [ {{number}} = 1 ]; then printf '%s\\n' {printed}; exit 4; fi"
+    result = ws.run("1-2", executor=executor)
+    return result, ws.summary_md.read_text(encoding="utf-8")
+
+
+class TestLogTailEscaping:
+    def test_the_run_failed_with_the_raw_lines(self, hostile: tuple[RunOutcome, str]) -> None:
+        """The JSON summary keeps the log tail verbatim: escaping belongs to the Markdown."""
+        result, _ = hostile
+        assert result.code == 1, result.err
+        assert result.outcomes() == {1: "failed", 2: "completed"}
+        assert result.tasks[1]["log_tail"] == HOSTILE_LINES
+
+    def test_tags_in_the_log_tail_are_escaped(self, hostile: tuple[RunOutcome, str]) -> None:
+        """Each hostile line appears HTML-escaped in the Markdown, never as a raw tag."""
+        _, markdown = hostile
+        assert "<script>" not in markdown
+        assert "alert(1)</script>" not in markdown
+        assert "<summary>fake" not in markdown
+        escaped = [
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "&lt;/details&gt;",
+            "&lt;/pre&gt;&lt;/details&gt;&lt;details&gt;&lt;summary&gt;fake&lt;/summary&gt;",
+            "a &amp; b &amp;lt;kept&amp;gt;",
+        ]
+        assert f"<pre>{chr(10).join(escaped)}</pre>" in markdown
+
+    def test_details_structure_stays_balanced(self, hostile: tuple[RunOutcome, str]) -> None:
+        """One ``<details>`` block for the one failed task, holding its summary line and the
+        whole escaped tail, closed once; the title cannot close it early either."""
+        _, markdown = hostile
+        html_blocks_balanced(markdown)
+        assert markdown.count("<details>") == markdown.count("</details>") == 1
+        block = markdown.split("<details>", 1)[1].split("</details>", 1)[0]
+        assert block.startswith(
+            "\n<summary>❌ 1 Break &lt;/summary&gt;&lt;/details&gt; out: last 4 log lines"
+            "</summary>\n"
+        )
+        assert "&lt;script&gt;" in block
+        assert "a &amp; b" in block
+        assert markdown.split("</details>", 1)[1].lstrip().startswith("**Next steps**")
+
+    def test_every_outcome_markdown_is_balanced(
+        self, every_outcome: tuple[Workspace, RunOutcome]
+    ) -> None:
+        """The summary with every outcome (two log tails, warnings) is balanced too."""
+        ws, _ = every_outcome
+        html_blocks_balanced(ws.summary_md.read_text(encoding="utf-8"))
+
+
+class TestTruncation:
+    @pytest.fixture
+    def long_summary(self, every_outcome: tuple[Workspace, RunOutcome]) -> dict[str, Any]:
+        """The every-outcome summary with two long log tails holding hostile lines."""
+        _, result = every_outcome
+        assert result.summary is not None
+        summary: dict[str, Any] = copy.deepcopy(result.summary)
+        for index in (2, 3):  # tasks 3 (failed) and 4 (timed out)
+            summary["tasks"][index]["log_tail"] = [
+                f"{HOSTILE_LINES[n % 4]} line {n} " + "x" * 150 for n in range(50)
+            ]
+        summary["warnings"] = [f"warning {n} </details>" for n in range(20)]
+        return summary
+
+    def test_cut_anywhere_keeps_the_blocks_closed(self, long_summary: dict[str, Any]) -> None:
+        """Wherever the limit cuts (the table, a summary line, inside a <pre>, between
+        blocks), the result fits the limit, closes what it opened and ends with the note
+        outside any block."""
+        full = render_markdown(long_summary)
+        assert len(full) < MARKDOWN_LIMIT
+        html_blocks_balanced(full)
+        note = "\n\n…(summary truncated: see the JSON summary for everything)\n"
+        inside_pre = 0
+        for limit in range(400, len(full), 53):
+            text = render_markdown(long_summary, limit=limit)
+            assert len(text) <= limit
+            assert text.endswith(note)
+            html_blocks_balanced(text)
+            cut = text.removesuffix(note)
+            assert "<details>\n<summary>" in cut or "<details>" not in cut  # no bare block
+            assert cut.count("<details>") == cut.count("<summary>")
+            if cut.endswith("\n</pre>\n</details>"):
+                inside_pre += 1
+        assert inside_pre > 10  # the sweep did cut inside log tails
