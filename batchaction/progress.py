@@ -138,6 +138,18 @@ class JsonReporter(Reporter):
     def interrupted(self, signum: int) -> None:
         self.log.warning("interrupted", signal=signal.Signals(signum).name)
 
+    def plan_warning(self, message: str) -> None:
+        self.log.warning("plan_warning", message=message)
+
+    def run_finished(self, summary: Mapping[str, Any]) -> None:
+        self.log.info(
+            "run_finished",
+            result=summary["result"],
+            counts=summary["counts"],
+            skipped=[s["number"] for s in summary["skipped"]],
+            duration_s=summary["duration_s"],
+        )
+
 
 def final_report(summary: Mapping[str, Any]) -> str:
     """A Luigi-style closing summary for the terminal."""

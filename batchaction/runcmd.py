@@ -103,6 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.log_format == "json":
         configure_json_logging()
         reporter = JsonReporter()
+        for warning in plan.warnings:
+            reporter.plan_warning(warning)
     else:
         reporter = HumanReporter(total=len(plan.run) + len(plan.blocked))
         for warning in plan.warnings:
@@ -120,7 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary_md=Path(args.summary_md) if args.summary_md else None,
         )
     )
-    if args.log_format != "json":
+    if args.log_format == "json":
+        reporter.run_finished(result.summary)
+    else:
         print(final_report(result.summary), file=sys.stderr)
     return result.exit_code
 

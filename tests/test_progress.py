@@ -369,12 +369,34 @@ class TestJsonLog:
         assert finished[2]["reason"] == "exit code 3"
         assert finished[3]["blocked_by"] == [2]
         assert finished[5]["blocked_by"] == [2]
-        order = [(e["event"], e["task"]) for e in events]
+        order = [(e["event"], e["task"]) for e in events if "task" in e]
         for number in started:
             assert order.index(("task_started", number)) < order.index(("task_finished", number))
         assert order.index(("task_finished", 1)) < order.index(("task_started", 4))
         assert "=====" not in err
         assert not re.search(r"^\[\d+/\d+\]", err, re.M)
+        last = events[-1]
+        assert last["event"] == "run_finished"
+        assert last["result"] == "failure"
+        assert (last["counts"]["completed"], last["counts"]["failed"]) == (2, 1)
+        assert last["counts"]["blocked"] == 2
+
+    def test_plan_warnings_are_events_too(self, cli: RunCli, tmp_path: Path) -> None:
+        """A task not in the file is a ``plan_warning`` event before any task starts."""
+        write_todo(tmp_path)
+        code, out, err = cli(
+            "run", "1, 99", "--executor", "true", "--log-format", "json", cwd=tmp_path
+        )
+        assert (code, out) == (0, ""), err
+        events = self.events(err)
+        warnings = [e for e in events if e["event"] == "plan_warning"]
+        assert len(warnings) == 1
+        assert "99" in warnings[0]["message"]
+        assert events.index(warnings[0]) < next(
+            i for i, e in enumerate(events) if e["event"] == "task_started"
+        )
+        assert events[-1]["event"] == "run_finished"
+        assert events[-1]["skipped"] == [99]
 
     def test_output_and_retries_stay_json(self, cli: RunCli, tmp_path: Path) -> None:
         """With --stream, task output (quotes, backslashes, braces, stderr too) becomes
