@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import Graph, TaskSpec, render_todo, task_graphs
 
 from batchaction.errors import BatchError
@@ -360,6 +361,44 @@ class TestPlannerProperties:
                 if dep in runnable:
                     assert index[dep] < index[task]
         assert index == model_waves(graph, set(selection))
+
+    @given(task_graphs(), st.data())
+    def test_partial_selection_warn_and_block(self, graph: Graph, data: st.DataObject) -> None:
+        """For any subset selected: ``warn`` runs every selected open task, in the earliest wave
+        its selected dependencies allow, warning about each open unselected dependency;
+        ``block`` blocks exactly the tasks that reach an open unselected dependency through
+        selected open tasks, and plans the rest the same way."""
+        selection = sorted(data.draw(st.sets(st.sampled_from(sorted(graph.states)), min_size=1)))
+        chosen = set(selection)
+        runnable = {n for n in chosen if graph.states[n] == "open"}
+        outside = {
+            n: sorted(d for d in graph.deps[n] if graph.states[d] == "open" and d not in chosen)
+            for n in runnable
+        }
+        warned = plan_text(graph.text, selection)
+        index = {n: i for i, wave in enumerate(warned.waves, start=1) for n in wave}
+        assert index == model_waves(graph, chosen)
+        assert warned.blocked == ()
+        for number, deps in outside.items():
+            for dep in deps:
+                assert any(str(number) in w and str(dep) in w for w in warned.warnings)
+
+        blocked: set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for number in runnable - blocked:
+                if outside[number] or any(d in blocked for d in graph.deps[number]):
+                    blocked.add(number)
+                    changed = True
+        strict = plan_text(graph.text, selection, unselected_deps="block")
+        assert {b.number for b in strict.blocked} == blocked
+        strict_index = {n: i for i, wave in enumerate(strict.waves, start=1) for n in wave}
+        assert set(strict_index) == runnable - blocked
+        for task, wave in strict_index.items():
+            for dep in graph.deps[task]:
+                if dep in strict_index:
+                    assert strict_index[dep] < wave
 
     @given(task_graphs(max_tasks=15))
     def test_include_deps_runs_every_open_ancestor(self, graph: Graph) -> None:
