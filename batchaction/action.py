@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -359,7 +359,8 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
         return ctx.refuse(str(exc), exc.exit_code)
     todo_rel = os.path.relpath(os.path.realpath(todo), workspace)
     applied: list[StatusChange] = []
-    on_write = _collector(ctx, settings, applied, todo_rel)
+    status_commits: dict[str, tuple[Sequence[StatusChange], str]] = {}
+    on_write = _collector(ctx, settings, applied, todo_rel, status_commits)
     for warning in the_plan.warnings:
         wf.command("warning", warning)
     result = execute(
@@ -384,6 +385,7 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
             settings,
             summary=summary,
             applied=applied,
+            status_commits=status_commits,
             branch=branch,
             sha=sha,
             fork=head.fork if head else None,
@@ -398,21 +400,25 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
 
 
 def _collector(
-    ctx: Context, settings: Settings, applied: list[StatusChange], todo_rel: str
+    ctx: Context,
+    settings: Settings,
+    applied: list[StatusChange],
+    todo_rel: str,
+    status_commits: dict[str, tuple[Sequence[StatusChange], str]],
 ) -> Callable[[PatchResult], None]:
     def collect(patch: PatchResult) -> None:
         applied.extend(patch.applied)
         if settings.commit == "each" and patch.applied:
             outcomes = {c.number: c.outcome for c in patch.applied}
+            message = gitops.commit_message(outcomes, settings.commit_message)
             try:
-                gitops.commit_paths(
-                    ctx.workspace,
-                    [todo_rel],
-                    gitops.commit_message(outcomes, settings.commit_message),
-                    gitops.identity_env(),
-                )
+                sha = gitops.commit_paths(ctx.workspace, [todo_rel], message, gitops.identity_env())
             except gitops.GitError as exc:
                 ctx.wf.command("warning", f"could not commit a status change: {exc}")
+                return
+            if sha is not None:
+                # Kept so that a lost push race re-applies these changes, never rebases them.
+                status_commits[sha] = (patch.applied, message)
 
     return collect
 
@@ -423,6 +429,7 @@ def _commit_and_publish(
     *,
     summary: dict[str, Any],
     applied: list[StatusChange],
+    status_commits: Mapping[str, tuple[Sequence[StatusChange], str]],
     branch: str,
     sha: str,
     fork: str | None,
@@ -457,7 +464,7 @@ def _commit_and_publish(
             table=table,
             markers=dict(settings.status_markers),
             remote_env=ctx.git_auth_env(),
-            reapply=settings.commit == "end",
+            status_commits=status_commits,
             before_push=stop_if_interrupted,
         )
         summary["commit"] = {

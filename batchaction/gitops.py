@@ -7,9 +7,10 @@ On a rejected push nothing is forced: fetch, move the executors' own commits ont
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,22 @@ class PushRejectedError(Exception):
     pass
 
 
+@contextlib.contextmanager
+def _stashed(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
+    """Set aside uncommitted changes to tracked files (not ours to commit) while replaying."""
+    dirty = git("status", "--porcelain", "--untracked-files=no", cwd=cwd).stdout.strip()
+    if dirty:
+        git("stash", "push", "--quiet", cwd=cwd, env=env)
+    try:
+        yield
+    finally:
+        if dirty:
+            git("stash", "pop", "--quiet", cwd=cwd, env=env, check=False)
+
+
+StatusCommits = Mapping[str, tuple[Sequence[StatusChange], str]]
+
+
 def commit_back(
     cwd: Path,
     *,
@@ -133,29 +150,65 @@ def commit_back(
     backoff: float = 1.0,
     before_push: Callable[[], None] | None = None,
     remote_env: Mapping[str, str] | None = None,
-    reapply: bool = True,
+    status_commits: StatusCommits | None = None,
 ) -> CommitResult:
     """Commit the TODO file (and ``extra_paths``) and push to ``branch``, surviving races.
 
-    ``extra_paths`` get a commit of their own, under the status commit, so that they are
-    rebased like the executors' own commits and never dropped when the status commit is
-    rebuilt. ``reapply`` (one status commit on top): on a race, the status commit is rebuilt
-    from ``changes`` on the new tip. Without it (a status commit per change), every commit
-    since ``base`` is rebased.
+    ``extra_paths`` get a commit of their own, under the status commit. ``status_commits``
+    names the status commits already made during the run (``commit: each``): sha -> (the
+    changes it holds, its message). When a push loses a race, every commit since ``base`` is
+    replayed on the new tip in order: a status commit by applying its changes again to the
+    file as it is there (never a textual rebase of TODO.md), any other commit (the executors'
+    own, the add-paths files) by cherry-picking it.
     """
     ident = identity_env() | dict(env or {})
     todo_rel = os.path.relpath(todo.resolve(), cwd.resolve())
     extra = [p for p in extra_paths if p != todo_rel]
     if extra:
         commit_paths(cwd, extra, FILES_MESSAGE, ident)
+    replays: dict[str, tuple[Sequence[StatusChange], str]] = dict(status_commits or {})
     sha = commit_paths(cwd, [todo_rel], message, ident)
+    if sha is not None:
+        replays[sha] = (changes, message)
     if head(cwd) == base:
         return CommitResult(None, False, 0, branch)
-    status_commit = sha  # None when the run changed no status
     tries = 0
 
+    def replay_onto(upstream: str) -> None:
+        """Rebuild base..HEAD on ``upstream``; on a conflict put the branch back and raise."""
+        nonlocal replays
+        own = git("rev-list", "--reverse", "--no-merges", f"{base}..HEAD", cwd=cwd).stdout.split()
+        before = head(cwd)
+        git("checkout", "--quiet", "--detach", upstream, cwd=cwd)
+        rebuilt: dict[str, tuple[Sequence[StatusChange], str]] = {}
+        try:
+            for commit in own:
+                if commit in replays:
+                    held, subject = replays[commit]
+                    write_changes(todo, held, table, markers)
+                    new = commit_paths(cwd, [todo_rel], subject, ident)
+                    if new is not None:
+                        rebuilt[new] = (held, subject)
+                    continue
+                picked = git("cherry-pick", commit, cwd=cwd, env=ident, check=False)
+                if picked.returncode != 0:
+                    git("cherry-pick", "--abort", cwd=cwd, check=False)
+                    raise GitError(
+                        ("cherry-pick", commit), picked.returncode, picked.stderr + picked.stdout
+                    )
+        except OSError as exc:
+            git("checkout", "--quiet", "--force", "-B", branch, before, cwd=cwd, check=False)
+            raise GitError(
+                ("re-apply", todo_rel), 1, f"cannot write {todo_rel}: {exc.strerror or exc}"
+            ) from None
+        except GitError:
+            git("checkout", "--quiet", "--force", "-B", branch, before, cwd=cwd, check=False)
+            raise
+        replays = rebuilt
+        git("checkout", "--quiet", "-B", branch, cwd=cwd)
+
     def attempt() -> None:
-        nonlocal status_commit, tries, base
+        nonlocal tries, base
         tries += 1
         if before_push is not None:
             before_push()
@@ -179,44 +232,9 @@ def commit_back(
         # Someone pushed first: rebuild our work on their tip.
         git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=cwd, env=remote_env)
         upstream = git("rev-parse", "FETCH_HEAD", cwd=cwd).stdout.strip()
-        own_tip = f"{status_commit}^" if status_commit and reapply else "HEAD"
-        own_tip = git("rev-parse", own_tip, cwd=cwd).stdout.strip()
-        if own_tip != base:
-            before = head(cwd)
-            rebased = git(
-                "rebase",
-                "--quiet",
-                "--autostash",
-                "--onto",
-                upstream,
-                base,
-                own_tip,
-                cwd=cwd,
-                env=ident,
-                check=False,
-            )
-            if rebased.returncode != 0:
-                git("rebase", "--abort", cwd=cwd, check=False)
-                # The abort leaves HEAD detached at own_tip: put the branch back as it was.
-                git("checkout", "--quiet", "-B", branch, before, cwd=cwd, check=False)
-                raise GitError(
-                    ("rebase", "--onto", upstream),
-                    rebased.returncode,
-                    rebased.stderr + rebased.stdout,
-                )
-        else:
-            git("checkout", "--quiet", "--detach", upstream, cwd=cwd)
+        with _stashed(cwd, ident):
+            replay_onto(upstream)
         base = upstream
-        if status_commit is not None and reapply:
-            try:
-                write_changes(todo, changes, table, markers)
-            except OSError as exc:
-                git("checkout", "--quiet", "-B", branch, cwd=cwd, check=False)
-                raise GitError(
-                    ("re-apply", todo_rel), 1, f"cannot write {todo_rel}: {exc.strerror or exc}"
-                ) from None
-            status_commit = commit_paths(cwd, [todo_rel], message, ident)
-        git("checkout", "--quiet", "-B", branch, cwd=cwd)
         raise PushRejectedError
 
     retrying = tenacity.Retrying(

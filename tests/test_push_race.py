@@ -54,6 +54,12 @@ if number in cfg["race"]:
     text = todo.read_text()
     text = text.replace("# TODO\n", "# TODO\n\nIntro line from another clone.\n", 1)
     text = text.replace("Body of task five.\n", "Body of task five.\nNote from another clone.\n")
+    if cfg.get("adjacent"):
+        # Right above task 1's Status line: a textual rebase of a status commit conflicts.
+        text = text.replace(
+            "### 1. Lay the foundation\n- **Effort**: 1 hour\n",
+            "### 1. Lay the foundation\n- **Effort**: 2 hours (re-estimated)\n",
+        )
     todo.write_text(text)
     if cfg.get("readme"):
         (clone / "README.md").write_text("Hello from another clone.\n")
@@ -88,6 +94,7 @@ def racer(
     race: tuple[int, ...] = (),
     own: tuple[int, ...] = (),
     readme: bool = False,
+    adjacent: bool = False,
 ) -> str:
     """The executor command: the racing script with its configuration."""
     (sandbox.root / "clones").mkdir(exist_ok=True)
@@ -104,6 +111,7 @@ def racer(
                 "race": list(race),
                 "own": list(own),
                 "readme": readme,
+                "adjacent": adjacent,
             }
         ),
         encoding="utf-8",
@@ -264,6 +272,45 @@ def test_commit_each_rebases_every_status_commit(sandbox: Sandbox, api: ApiStub)
         "[COMPLETED]",
         "[NOT STARTED]",
     ]
+    assert_fast_forwards_only(sandbox, "feature")
+
+
+@pytest.mark.parametrize("mode", ["end", "each"])
+def test_statuses_are_reapplied_next_to_a_racing_edit(
+    sandbox: Sandbox, api: ApiStub, mode: str
+) -> None:
+    """The racing push edits the line right above task 1's Status line. A textual rebase of
+    a status commit would conflict there; re-applying the status changes does not, in either
+    commit mode, and their edit stays."""
+    run = run_action(
+        sandbox,
+        "issue_comment",
+        comment_event("/task 1-2"),
+        api_url=api.url,
+        inputs={
+            "executor": racer(sandbox, race=(1,), adjacent=True),
+            "commit": mode,
+            "max-parallel": "1",
+        },
+    )
+    assert run.code == 0, run.err
+    theirs = (sandbox.markers / "other-1.sha").read_text()
+    tip = sandbox.tip("feature")
+    assert run.summary["commit"]["pushed"] is True
+    assert sandbox.is_ancestor(theirs, tip)
+    assert sandbox.merges(f"{sandbox.feature_sha}..{tip}") == []
+    final = sandbox.show(tip, "TODO.md")
+    assert "### 1. Lay the foundation\n- **Effort**: 2 hours (re-estimated)\n" in final
+    assert [status_of(final, n) for n in (1, 2, 3)] == [
+        "[COMPLETED]",
+        "[COMPLETED]",
+        "[NOT STARTED]",
+    ]
+    ours = sandbox.git("rev-list", f"{theirs}..{tip}").split()
+    assert ours
+    assert all(sandbox.people(sha) == (BOT, BOT) for sha in ours)
+    if mode == "each":
+        assert len(ours) >= 2  # the per-change commits, each rebuilt on their tip
     assert_fast_forwards_only(sandbox, "feature")
 
 
