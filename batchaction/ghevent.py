@@ -94,7 +94,9 @@ def decide(
             owner=owner,
             repo=repo,
             sender=str(_get(payload, "sender", "login") or env.get("GITHUB_ACTOR", "")),
-            branch=branch or env.get("GITHUB_REF_NAME") or None,
+            # A tag (refs/tags/...) is no branch to push to; GITHUB_REF_NAME only stands in
+            # when the event names no ref at all.
+            branch=branch if ref else (env.get("GITHUB_REF_NAME") or None),
         )
     if event_name != "issue_comment":
         return Trigger("ignore", f"nothing to do for a {event_name or 'unknown'} event")

@@ -160,6 +160,15 @@ class TestWorkflowDispatch:
         payload = load_fixture("workflow_dispatch-payload.json")
         payload["ref"] = "refs/tags/v1.0"
         assert decide("workflow_dispatch", payload, {}, tasks_input="1").branch is None
+        # The runner sets GITHUB_REF_NAME to the tag's name: still no branch to push to.
+        env = {"GITHUB_REF": "refs/tags/v1.0", "GITHUB_REF_NAME": "v1.0"}
+        assert decide("workflow_dispatch", payload, env, tasks_input="1").branch is None
+
+    def test_ref_name_stands_in_only_without_a_ref(self) -> None:
+        payload = load_fixture("workflow_dispatch-payload.json")
+        payload.pop("ref", None)
+        env = {"GITHUB_REF_NAME": "release"}
+        assert decide("workflow_dispatch", payload, env, tasks_input="1").branch == "release"
 
 
 @pytest.mark.parametrize(
