@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -275,8 +275,18 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
     payload = load_event(env.get("GITHUB_EVENT_PATH"))
     # The event decides first: an unrelated event must not fail on configuration. The
     # configuration file may still set `command` and `allow-edits`; when it cannot be read,
-    # the defaults decide and the error is reported once the event turns out to matter.
-    command, allow_edits = trigger_settings(inputs, config, workspace)
+    # the inputs and defaults decide and the error is reported once the event matters.
+    try:
+        settings: Settings | BatchError = resolve(
+            inputs, Path(config) if config else None, base=workspace
+        )
+    except BatchError as exc:
+        settings = exc
+    if isinstance(settings, Settings):
+        command, allow_edits = settings.command, settings.allow_edits
+    else:
+        command = inputs.get("command") or Settings.command
+        allow_edits = inputs.get("allow-edits", "").strip().lower() == "true"
     trigger = decide(
         event_name,
         payload,
@@ -292,32 +302,17 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
     gh = GitHub(api, token) if trigger.kind == "comment" else None
     ctx = Context(env, wf, workspace, token, gh, trigger)
     try:
-        return _gated_run(ctx, inputs, config)
+        return _gated_run(ctx, settings)
     finally:
         if gh is not None:
             gh.close()
 
 
-def trigger_settings(
-    inputs: Mapping[str, str], config: str | None, workspace: Path
-) -> tuple[str, bool]:
-    """(command, allow-edits): input > configuration file > default."""
-    try:
-        settings = resolve(dict(inputs), Path(config) if config else None, base=workspace)
-    except BatchError:
-        settings = Settings()
-        command = inputs.get("command") or settings.command
-        return command, inputs.get("allow-edits", "").strip().lower() == "true"
-    return settings.command, settings.allow_edits
-
-
-def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
+def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     env, wf, workspace, trigger = ctx.env, ctx.wf, ctx.workspace, ctx.trigger
-    try:
-        settings = resolve(inputs, Path(config) if config else None, base=workspace)
-    except BatchError as exc:
+    if isinstance(settings, BatchError):
         # Said in the run's log only: a commenter without permission gets no reply.
-        wf.error(f"invalid configuration: {exc}")
+        wf.error(f"invalid configuration: {settings}")
         return EXIT_INVALID_INPUT
     ensure_safe_directory(workspace)
     head: Head | None = None
@@ -359,7 +354,7 @@ def _gated_run(ctx: Context, inputs: dict[str, str], config: str | None) -> int:
         return ctx.refuse(str(exc), exc.exit_code)
     todo_rel = os.path.relpath(os.path.realpath(todo), workspace)
     applied: list[StatusChange] = []
-    status_commits: dict[str, tuple[Sequence[StatusChange], str]] = {}
+    status_commits: dict[str, gitops.StatusCommit] = {}
     on_write = _collector(ctx, settings, applied, todo_rel, status_commits)
     for warning in the_plan.warnings:
         wf.command("warning", warning)
@@ -404,7 +399,7 @@ def _collector(
     settings: Settings,
     applied: list[StatusChange],
     todo_rel: str,
-    status_commits: dict[str, tuple[Sequence[StatusChange], str]],
+    status_commits: dict[str, gitops.StatusCommit],
 ) -> Callable[[PatchResult], None]:
     def collect(patch: PatchResult) -> None:
         applied.extend(patch.applied)
@@ -429,7 +424,7 @@ def _commit_and_publish(
     *,
     summary: dict[str, Any],
     applied: list[StatusChange],
-    status_commits: Mapping[str, tuple[Sequence[StatusChange], str]],
+    status_commits: Mapping[str, gitops.StatusCommit],
     branch: str,
     sha: str,
     fork: str | None,
@@ -467,13 +462,7 @@ def _commit_and_publish(
             status_commits=status_commits,
             before_push=stop_if_interrupted,
         )
-        summary["commit"] = {
-            "sha": committed.sha,
-            "pushed": committed.pushed,
-            "attempts": committed.attempts,
-            "branch": committed.branch,
-            "error": committed.error,
-        }
+        summary["commit"] = committed.as_summary()
         if committed.error:
             wf.error(f"the status commit was not pushed: {committed.error}")
             code = max(code, EXIT_TASKS_FAILED)

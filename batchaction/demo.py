@@ -63,7 +63,6 @@ def run_demo(keep: bool = False) -> int:
                 reporter=HumanReporter(len(the_plan.run)),
                 cwd=work,
                 log_dir=root / "logs",
-                summary_json=root / "summary.json",
                 on_write=lambda patch: applied.extend(patch.applied),
             )
         )
@@ -77,13 +76,7 @@ def run_demo(keep: bool = False) -> int:
             changes=applied,
             message=commit_message(outcomes),
         )
-        result.summary["commit"] = {
-            "sha": committed.sha,
-            "pushed": committed.pushed,
-            "attempts": committed.attempts,
-            "branch": committed.branch,
-            "error": committed.error,
-        }
+        result.summary["commit"] = committed.as_summary()
         write_outputs(result.summary, result.markdown, root / "summary.json", None)
         print("---- Markdown summary (as posted on the pull request) ----\n")
         print(result.markdown)

@@ -1,8 +1,8 @@
 """Every git call goes through ``git()``; commit-back with push-race handling lives here.
 
-On a rejected push nothing is forced: fetch, move the executors' own commits onto the new tip
-(``git rebase --onto``), re-apply this run's status changes to the TODO file as it is there
-(not a textual rebase), commit, push again, with exponential backoff.
+On a rejected push nothing is forced: fetch, replay this run's commits on the new tip (the
+executors' own by cherry-picking, each status commit by re-applying its status changes to the
+TODO file as it is there, never a textual rebase), push again, with exponential backoff.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tenacity
 
@@ -96,6 +97,16 @@ class CommitResult:
     branch: str | None
     error: str | None = None
 
+    def as_summary(self) -> dict[str, Any]:
+        """The JSON summary's ``commit`` object."""
+        return {
+            "sha": self.sha,
+            "pushed": self.pushed,
+            "attempts": self.attempts,
+            "branch": self.branch,
+            "error": self.error,
+        }
+
 
 def commit_paths(
     cwd: Path, paths: Sequence[str], message: str, env: Mapping[str, str]
@@ -130,7 +141,8 @@ def _stashed(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
             git("stash", "pop", "--quiet", cwd=cwd, env=env, check=False)
 
 
-StatusCommits = Mapping[str, tuple[Sequence[StatusChange], str]]
+# A status commit's changes and message, by sha: what a replay rebuilds it from.
+StatusCommit = tuple[Sequence[StatusChange], str]
 
 
 def commit_back(
@@ -150,7 +162,7 @@ def commit_back(
     backoff: float = 1.0,
     before_push: Callable[[], None] | None = None,
     remote_env: Mapping[str, str] | None = None,
-    status_commits: StatusCommits | None = None,
+    status_commits: Mapping[str, StatusCommit] | None = None,
 ) -> CommitResult:
     """Commit the TODO file (and ``extra_paths``) and push to ``branch``, surviving races.
 
@@ -166,7 +178,7 @@ def commit_back(
     extra = [p for p in extra_paths if p != todo_rel]
     if extra:
         commit_paths(cwd, extra, FILES_MESSAGE, ident)
-    replays: dict[str, tuple[Sequence[StatusChange], str]] = dict(status_commits or {})
+    replays: dict[str, StatusCommit] = dict(status_commits or {})
     sha = commit_paths(cwd, [todo_rel], message, ident)
     if sha is not None:
         replays[sha] = (changes, message)
@@ -180,7 +192,7 @@ def commit_back(
         own = git("rev-list", "--reverse", "--no-merges", f"{base}..HEAD", cwd=cwd).stdout.split()
         before = head(cwd)
         git("checkout", "--quiet", "--detach", upstream, cwd=cwd)
-        rebuilt: dict[str, tuple[Sequence[StatusChange], str]] = {}
+        rebuilt: dict[str, StatusCommit] = {}
         try:
             for commit in own:
                 if commit in replays:
@@ -196,14 +208,13 @@ def commit_back(
                     raise GitError(
                         ("cherry-pick", commit), picked.returncode, picked.stderr + picked.stdout
                     )
-        except OSError as exc:
+        except (OSError, GitError) as exc:
             git("checkout", "--quiet", "--force", "-B", branch, before, cwd=cwd, check=False)
+            if isinstance(exc, GitError):
+                raise
             raise GitError(
                 ("re-apply", todo_rel), 1, f"cannot write {todo_rel}: {exc.strerror or exc}"
             ) from None
-        except GitError:
-            git("checkout", "--quiet", "--force", "-B", branch, before, cwd=cwd, check=False)
-            raise
         replays = rebuilt
         git("checkout", "--quiet", "-B", branch, cwd=cwd)
 
