@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     lint = commands.add_parser("lint", help="check TODO files (compiler-style output)")
     lint.add_argument("paths", nargs="*", metavar="PATH", help="TODO files (default: auto-detect)")
+    lint.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: .github/batchaction.yml when it exists)",
+    )
     lint.set_defaults(func=cmd_lint)
 
     for register in _extra_commands():
@@ -100,12 +105,40 @@ def _setting_keys() -> list[str]:
     return [name.replace("_", "-") for name in Settings.__dataclass_fields__]
 
 
+def root_base() -> Path:
+    """The repository root as a path relative to the working directory (``.``, ``..``, ...).
+
+    The default configuration file, ``todo-path`` from it and the auto-detected TODO file are
+    found from here, as git finds its files from the work tree's top in a subdirectory.
+    """
+    from batchaction.repo import repository_root  # noqa: PLC0415
+
+    cwd = Path.cwd()
+    return Path(os.path.relpath(repository_root(cwd), cwd))
+
+
 def settings_for(args: argparse.Namespace) -> Settings:
+    """Default < configuration file (``--config``, else the repository's) < command line."""
     config = Path(args.config) if getattr(args, "config", None) else None
     flags = flag_values(args)
     if getattr(args, "todo", None):
         flags["todo-path"] = args.todo
-    return resolve(flags, config)
+    return resolve(flags, config, base=root_base())
+
+
+def todo_for(args: argparse.Namespace, settings: Settings) -> Path:
+    """The TODO file: ``--todo`` as typed (relative to the working directory, else to the
+    repository root), ``todo-path`` from the configuration file or the first usual place,
+    both from the repository root. BatchError (exit 2) when none is found.
+    """
+    base = root_base()
+    given = getattr(args, "todo", None)
+    if given:
+        typed = Path(given)
+        if typed.is_absolute() or typed.exists() or not (base / typed).exists():
+            return typed
+        return base / typed
+    return find_todo(settings.todo_path, base=base)
 
 
 def load_plan(args: argparse.Namespace) -> tuple[Settings, Path, Any, Any]:
@@ -115,7 +148,7 @@ def load_plan(args: argparse.Namespace) -> tuple[Settings, Path, Any, Any]:
 
     settings = settings_for(args)
     selection = parse_selection(" ".join(args.selection), settings.max_tasks)
-    todo = find_todo(settings.todo_path)
+    todo = todo_for(args, settings)
     doc, result = read_and_plan(settings, todo, selection)
     return settings, todo, doc, result
 
@@ -135,21 +168,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_lint(args: argparse.Namespace) -> int:
     from batchaction.lint import has_errors, lint_document  # noqa: PLC0415
-    from batchaction.textlines import read_todo_text  # noqa: PLC0415
-    from batchaction.todo import parse_todo  # noqa: PLC0415
+    from batchaction.loading import dependency_fields, read_document  # noqa: PLC0415
 
-    paths = [Path(p) for p in args.paths] or [find_todo(None)]
+    settings = settings_for(args)
+    paths = [Path(p) for p in args.paths] or [todo_for(args, settings)]
     status = EXIT_OK
     for path in paths:
         try:
-            text = read_todo_text(path)
+            doc = read_document(settings, path)
         except BatchError as exc:
             # A file that cannot be read (missing, a directory, not UTF-8, binary) is invalid
             # input, not a finding about its content: exit 2, which wins over exit 1.
             print(_compiler_style(str(path), str(exc)))
             status = max(status, EXIT_INVALID_INPUT)
             continue
-        problems = lint_document(parse_todo(text))
+        problems = lint_document(doc, dependency_fields(settings))
         for problem in problems:
             print(problem.render(str(path)))
         if has_errors(problems):

@@ -5,21 +5,37 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# A range wider than this in a Dependencies field is a typo, not a plan.
+# A range wider than this in a dependency field is a typo, not a plan.
 MAX_DEPENDENCY_RANGE = 10_000
 
 # Separators only: the segments are stripped after the split (``\s*`` around the separator
 # made the split quadratic on long runs of blanks). Possessive ``*+``/``++`` keep matching
 # linear: a backtracking ``\s*`` next to ``#?\s*`` used to take minutes on a long line.
-_SPLIT = re.compile(r"[,;&/+]|\band\b", re.IGNORECASE)
-_BARE = re.compile(
-    r"(?:tasks?\s*+)?#?\s*+(\d++)(?:\s*+[-–]\s*+(?:tasks?\s*+)?#?\s*+(\d++))?", re.IGNORECASE
-)
-_REFERENCE = re.compile(
-    r"(?:\btasks?\s*+#?\s*+|#\s*+)(\d++)(?:\s*+[-–]\s*+#?\s*+(\d++))?",
+_SPLIT = re.compile(r"[,;&/+\n]|\b(?:and|or)\b", re.IGNORECASE)
+# A range: ``72-76``, ``72–76`` (en dash), ``72—76`` (em dash), ``5 through 8``, ``5 to 8``.
+_DASH = r"(?:\s*+[-–—]\s*+|\s++(?:through|thru|to|until)\s++)"
+_NUM = r"(\d++)(?:\.(\d++))?(?![A-Za-z_])"  # ``42a`` is some other identifier
+_RANGE_END = r"(?:" + _DASH + r"(?:tasks?\s*+)?#?\s*+" + _NUM + r")?"
+_BARE = re.compile(r"(?:tasks?\s*+)?#?\s*+" + _NUM + _RANGE_END, re.IGNORECASE)
+_REFERENCE = re.compile(r"(?:\btasks?\s*+#?\s*+|#\s*+)" + _NUM + _RANGE_END, re.IGNORECASE)
+_NONE = re.compile(r"(?:none|n/?a|nothing|-+|—)", re.IGNORECASE)
+# Other trackers' references: never tasks of this file. ``owner/repo#12``, ``GitHub owner/repo
+# #16803``, ``issue #115``, ``PR #42``, ``GH-12``, and URLs.
+_FOREIGN = re.compile(
+    r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+://[^\s)\]>]++"
+    r"|(?:\bgit(?:hub|lab)\s++)?(?<![\w.-])[\w.-]++/[\w.-]++\s*+#\s*+\d++"
+    r"|\b(?:issues?|prs?|pull\s++requests?|pulls?|mrs?|merge\s++requests?|tickets?|bugs?"
+    r"|git(?:hub|lab)|gh|jira)\s*+(?:#|-|no\.?)\s*+\d++"
+    r"|\bgh-\d++",
     re.IGNORECASE,
 )
-_NONE = re.compile(r"(?:none|n/?a|nothing|-+|—)", re.IGNORECASE)
+# A Markdown link to a URL is another tracker's item (``[#97](https://github.com/o/r/issues/97)``);
+# a link to a file or an anchor (``[Task 518](task-518.md)``) is read by its text.
+_URL_LINK = re.compile(r"\[[^\]\n]*+\]\(\s*+[a-z][a-z0-9+.-]*+://[^)\s]*+[^)]*+\)", re.IGNORECASE)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_STRUCK = re.compile(r"~~[^~]*+~~")
+_DIGIT = re.compile(r"\d")
+_HOW = "write task numbers like 'Task 72', '72, 73' or 'Tasks 72-76'"
 
 
 def strip_annotations(text: str) -> str:
@@ -45,8 +61,14 @@ def strip_annotations(text: str) -> str:
 
 
 class Dependencies(NamedTuple):
+    """Task numbers read from a field value, and one warning per fragment not read as written."""
+
     numbers: tuple[int, ...]
-    warning: str | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def warning(self) -> str | None:
+        return "; ".join(self.warnings) if self.warnings else None
 
 
 def _expand(start: str, end: str | None) -> tuple[list[int], str | None]:
@@ -61,38 +83,74 @@ def _expand(start: str, end: str | None) -> tuple[list[int], str | None]:
     return list(range(first, last + 1)), None
 
 
-def parse_dependencies(value: str) -> Dependencies:
-    """Extract task numbers from a Dependencies field value.
+def _quote(fragment: str) -> str:
+    text = " ".join(fragment.split())
+    return repr(text if len(text) <= 60 else text[:59] + "…")
 
-    A number counts when it is a bare list item (``136, 137``) or follows ``Task``/``Tasks``/``#``
-    (``Requires Task 9``, ``Tasks 72-76``, ``Task #1007``). Text in parentheses is annotation.
+
+def _read_match(match: re.Match[str], found: list[int], problems: list[str]) -> None:
+    numbers, problem = _expand(match.group(1), match.group(3))
+    found.extend(numbers)
+    if problem:
+        problems.append(f"ignored {problem} in {_quote(match.group(0))}")
+    for whole, part in ((match.group(1), match.group(2)), (match.group(3), match.group(4))):
+        if part is not None:
+            problems.append(
+                f"{_quote(f'{whole}.{part}')} is a sub-task: read as task {whole.lstrip('0') or 0}"
+            )
+
+
+def parse_dependencies(value: str) -> Dependencies:
+    """Extract task numbers from a dependency field's value (SPEC 3).
+
+    A number counts when it is a bare list item (``136, 137``, ``[58, 66]``) or follows
+    ``Task``/``Tasks``/``#`` (``Requires Task 9``, ``Tasks 72-76``, ``Task #1007``); ranges are
+    written ``72-76``, ``72–76``, ``5 through 8`` or ``5 to 8``. ``5.2`` is task 5, with a
+    warning. Text in parentheses and HTML comments is annotation. Other trackers' references
+    (``owner/repo#12``, ``issue #115``, ``PR #42``, URLs) are not tasks. Every other fragment
+    holding a digit is not read and yields a warning quoting it, as does a value with no task
+    reference at all. Never raises.
     """
-    text = strip_annotations(value).strip().strip(".").strip()
-    if not text or _NONE.fullmatch(text) or re.match(r"none\b", text, re.IGNORECASE):
-        return Dependencies((), None)
-    found: list[int] = []
     problems: list[str] = []
+    text = _COMMENT.sub(" ", value) if "<!--" in value else value
+    if "](" in text:
+        for link in _URL_LINK.findall(text):
+            problems.append(f"{_quote(link)} is another tracker's reference, not a task: not read")
+        text = _URL_LINK.sub(" ", text)
+    text = strip_annotations(text)
+    if "~~" in text:
+        for struck in _STRUCK.findall(text):
+            if _DIGIT.search(struck):
+                problems.append(f"struck-through {_quote(struck)} not read")
+        text = _STRUCK.sub(" ", text)
+    for foreign in _FOREIGN.findall(text):
+        problems.append(f"{_quote(foreign)} is another tracker's reference, not a task: not read")
+    text = _FOREIGN.sub(" ", text).replace("[", " ").replace("]", " ")
+    text = text.strip().strip(".").strip()
+    if not problems and (not text or _NONE.fullmatch(text) or re.match(r"none\b", text, re.I)):
+        return Dependencies(())
+    found: list[int] = []
     for raw in _SPLIT.split(text):
-        segment = raw.strip().strip(".").strip()
+        segment = raw.strip().strip(".:").strip()
         if not segment:
             continue
         bare = _BARE.fullmatch(segment)
-        matches = [bare] if bare else list(_REFERENCE.finditer(segment))
-        for match in matches:
-            numbers, problem = _expand(match.group(1), match.group(2))
-            found.extend(numbers)
-            if problem:
-                problems.append(problem)
+        if bare:
+            _read_match(bare, found, problems)
+            continue
+        rest: list[str] = []
+        last = 0
+        for match in _REFERENCE.finditer(segment):
+            _read_match(match, found, problems)
+            rest.append(segment[last : match.start()])
+            last = match.end()
+        rest.append(segment[last:])
+        if _DIGIT.search("".join(rest)):
+            problems.append(f"{_quote(segment)} not read as a task reference: {_HOW}")
     unique = tuple(dict.fromkeys(found))
-    if problems:
-        return Dependencies(unique, f"ignored {'; '.join(problems)} in {value.strip()!r}")
-    if not unique:
-        return Dependencies(
-            (),
-            f"no task reference in {value.strip()!r}: treated as no dependency; "
-            "write task numbers like 'Task 72' or '72, 73'",
-        )
-    return Dependencies(unique, None)
+    if not unique and not problems and not re.match(r"none\b", text, re.IGNORECASE):
+        problems.append(f"no task reference in {value.strip()!r}: treated as no dependency; {_HOW}")
+    return Dependencies(unique, tuple(problems))
 
 
 _NUMBER = r"(\d+(?:\.\d+)?)"

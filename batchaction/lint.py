@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
+from batchaction.depfields import DEFAULT_FIELDS, DependencyFields
 from batchaction.planner import find_cycle, format_cycle, index_tasks, kahn_levels
-from batchaction.todo import TodoDocument
+from batchaction.todo import Field, Task, TodoDocument
 
 Severity = Literal["error", "warning"]
 
@@ -20,8 +21,14 @@ class Problem(NamedTuple):
         return f"{path}:{self.line}: {self.severity}: {self.message}"
 
 
-def lint_document(doc: TodoDocument) -> list[Problem]:
-    """Every problem in one parsed TODO file, sorted by line."""
+def lint_document(
+    doc: TodoDocument, dependency_fields: DependencyFields = DEFAULT_FIELDS
+) -> list[Problem]:
+    """Every problem in one parsed TODO file, sorted by line.
+
+    ``dependency_fields`` must be the names ``doc`` was parsed with: a field that mentions
+    depend/require/block but is in neither list is reported, naming the setting to use.
+    """
     problems: list[Problem] = []
     by_number, duplicates = index_tasks(doc.tasks)
     for number, copies in duplicates.items():
@@ -42,24 +49,23 @@ def lint_document(doc: TodoDocument) -> list[Problem]:
             problems.append(
                 Problem(status.line + 1, "error", f"task {task.number}: empty Status field")
             )
-        for extra in task.repeated:
-            if extra.key == "status":
-                problems.append(
-                    Problem(
-                        extra.line + 1,
-                        "error",
-                        f"task {task.number}: second Status field (first at line "
-                        f"{status.line + 1}): keep one",
-                    )
-                )
-        dep_field = task.field("dependencies")
-        dep_line = (dep_field.line if dep_field else task.heading_line) + 1
+        problems.extend(_repeated_status(doc, task, status))
+        problems.extend(_unread_fields(task, dependency_fields))
+        dep_line = (task.dependency_line or task.heading_line) + 1
         if task.number in task.dependencies:
             problems.append(Problem(dep_line, "error", f"task {task.number} depends on itself"))
-        if task.dependency_warning:
-            problems.append(
-                Problem(dep_line, "warning", f"task {task.number}: {task.dependency_warning}")
-            )
+        for line, message in task.dependency_warnings:
+            problems.append(Problem(line + 1, "warning", f"task {task.number}: {message}"))
+        for target in task.blocks:
+            if target not in by_number:
+                problems.append(
+                    Problem(
+                        dep_line,
+                        "warning",
+                        f"task {task.number} blocks {target}, which is not in this file "
+                        "(no dependency added)",
+                    )
+                )
         for dep in task.dependencies:
             if dep not in by_number:
                 problems.append(
@@ -71,7 +77,67 @@ def lint_document(doc: TodoDocument) -> list[Problem]:
                     )
                 )
     problems.extend(_cycles(doc))
+    problems.extend(
+        Problem(
+            line + 1,
+            "warning",
+            f"{doc.lines[line].strip()[:60]!r} is not a {name} field (GitHub shows it as text"
+            + (
+                ", and a numbered heading without a Status field is not a task"
+                if name.lower() == "status"
+                else ", and the dependency is not read"
+            )
+            + f"): write '**{name}**: VALUE' or '- **{name}**: VALUE'",
+        )
+        for line, name in doc.broken_fields
+    )
     return sorted(problems, key=lambda p: (p.line, p.severity, p.message))
+
+
+def _field_block_start(doc: TodoDocument, line: int) -> int:
+    """First line of the run of non-blank lines (a field list) that ``line`` belongs to."""
+    start = line
+    while start > 0 and doc.lines[start - 1].strip() and not doc.lines[start - 1].startswith("#"):
+        start -= 1
+    return start
+
+
+def _repeated_status(doc: TodoDocument, task: Task, status: Field) -> list[Problem]:
+    """A second Status field: in the same field list, keep one; after a break in the text,
+    another task's fields may follow without their heading."""
+    problems: list[Problem] = []
+    for extra in task.repeated:
+        if extra.key != "status":
+            continue
+        start = _field_block_start(doc, extra.line)
+        if start > status.line:
+            hint = f"a heading may be missing before line {start + 1}"
+        else:
+            hint = "keep one"
+        problems.append(
+            Problem(
+                extra.line + 1,
+                "error",
+                f"task {task.number}: second Status field (first at line {status.line + 1}): "
+                + hint,
+            )
+        )
+    return problems
+
+
+def _unread_fields(task: Task, names: DependencyFields) -> list[Problem]:
+    """Fields that sound like dependencies but are read as neither direction."""
+    return [
+        Problem(
+            field.line + 1,
+            "warning",
+            f"task {task.number}: field {field.name!r} is not read as a dependency: if its "
+            "values are task numbers, add it to dependency-fields (or, for 'N needs this "
+            "task', reverse-dependency-fields) in .github/batchaction.yml",
+        )
+        for field in sorted((*task.fields, *task.repeated), key=lambda f: f.line)
+        if names.looks_like_dependency(field.name)
+    ]
 
 
 def _cycles(doc: TodoDocument) -> list[Problem]:

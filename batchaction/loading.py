@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from batchaction.depfields import DependencyFields
 from batchaction.planner import Plan, plan
 from batchaction.settings import Settings
 from batchaction.status import StatusTable
@@ -16,15 +17,28 @@ def status_table(settings: Settings) -> StatusTable:
     return StatusTable.create(settings.done_markers, settings.closed_markers)
 
 
+def dependency_fields(settings: Settings) -> DependencyFields:
+    return DependencyFields.create(settings.dependency_fields, settings.reverse_dependency_fields)
+
+
+def read_document(settings: Settings, todo: Path) -> TodoDocument:
+    """Parse ``todo`` with the configured markers and dependency fields; BatchError (exit 2)."""
+    return parse_todo(
+        read_todo_text(todo), status_table(settings), dependency_fields=dependency_fields(settings)
+    )
+
+
 def read_and_plan(
     settings: Settings, todo: Path, selection: Sequence[int]
 ) -> tuple[TodoDocument, Plan]:
     """Parse ``todo`` and plan ``selection``; BatchError (exit 2) for bad files and cycles."""
-    doc = parse_todo(read_todo_text(todo), status_table(settings))
+    doc = read_document(settings, todo)
     result = plan(
         doc.tasks,
         selection,
         include_deps=settings.include_deps,
         unselected_deps="block" if settings.unselected_deps == "block" else "warn",
+        headings=doc.headings,
+        source=str(todo),
     )
     return doc, result

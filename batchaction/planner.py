@@ -7,14 +7,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 from batchaction.errors import BatchError
-from batchaction.todo import Task
+from batchaction.selection import format_selection
+from batchaction.todo import Heading, Task
 
 UnselectedDeps = Literal["warn", "block"]
 
 
 class Skipped(NamedTuple):
     number: int
-    reason: str  # "not-found" | "already-done" | "closed"
+    reason: str  # "not-found" | "not-a-task" | "already-done" | "closed"
     detail: str
 
 
@@ -72,6 +73,18 @@ def _refuse_duplicate(number: int, duplicates: Mapping[int, list[Task]], why: st
         raise BatchError(
             f"task {number} is {why} but is defined more than once (lines {lines}): "
             "give each task its own number"
+        )
+
+
+def _refuse_repeated_status(task: Task, why: str) -> None:
+    """A task with two Status fields has no single state: refuse it (exit 2), like duplicates."""
+    extra = [f for f in task.repeated if f.key == "status"]
+    status = task.field("status")
+    if extra and status is not None:
+        lines = " and ".join(str(f.line + 1) for f in (status, *extra))
+        raise BatchError(
+            f"task {task.number} is {why} but has {len(extra) + 1} Status fields "
+            f"(lines {lines}): keep one (a heading may be missing before the second)"
         )
 
 
@@ -148,19 +161,35 @@ def plan(
     *,
     include_deps: bool = False,
     unselected_deps: UnselectedDeps = "warn",
+    headings: Sequence[Heading] = (),
+    source: str = "the TODO file",
 ) -> Plan:
-    """Plan a batch (SPEC 4). Raises BatchError (exit 2) for cycles and duplicate numbers."""
+    """Plan a batch (SPEC 4).
+
+    ``headings`` are the numbered headings that are not tasks (``TodoDocument.headings``): a
+    selected one is skipped ``not-a-task``. Raises BatchError (exit 2) for cycles, duplicate
+    numbers, a selected or depended-on task with two Status fields, and a selection of which
+    no number is a task in ``source``.
+    """
     by_number, duplicates = index_tasks(tasks)
+    untasked = {h.number: h for h in reversed(headings)}
     skipped: list[Skipped] = []
     warnings: list[str] = []
     candidates: list[int] = []
     for number in selection:
         task = by_number.get(number)
+        if task is None and number in untasked:
+            heading = untasked[number]
+            detail = f"line {heading.line + 1} has heading {heading.text!r} but no Status field"
+            skipped.append(Skipped(number, "not-a-task", detail))
+            warnings.append(f"task {number} is not a task: {detail}: skipped")
+            continue
         if task is None:
-            skipped.append(Skipped(number, "not-found", f"task {number} is not in the TODO file"))
-            warnings.append(f"task {number} is not in the TODO file: skipped")
+            skipped.append(Skipped(number, "not-found", f"task {number} is not in {source}"))
+            warnings.append(f"task {number} is not in {source}: skipped")
             continue
         _refuse_duplicate(number, duplicates, "selected")
+        _refuse_repeated_status(task, "selected")
         if task.state == "done":
             skipped.append(Skipped(number, "already-done", f"status is {task.status.strip()}"))
         elif task.state == "closed":
@@ -168,6 +197,15 @@ def plan(
         else:
             candidates.append(number)
 
+    if (
+        selection
+        and len(skipped) == len(selection)
+        and all(s.reason in ("not-found", "not-a-task") for s in skipped)
+    ):
+        raise BatchError(
+            f"none of {format_selection(selection)} is a task in {source}: "
+            "check the numbers, or pass the right file with --todo"
+        )
     chosen = set(candidates)
     pulled_in: list[int] = []
     if include_deps:
@@ -178,6 +216,7 @@ def plan(
                 if dep_task is None or dep in chosen or dep_task.state != "open":
                     continue
                 _refuse_duplicate(dep, duplicates, "depended on")
+                _refuse_repeated_status(dep_task, "depended on")
                 chosen.add(dep)
                 pulled_in.append(dep)
                 queue.append(dep)
@@ -186,8 +225,7 @@ def plan(
     blocked_direct: dict[int, tuple[list[int], str]] = {}
     for number in sorted(chosen):
         task = by_number[number]
-        if task.dependency_warning:
-            warnings.append(f"task {number}: dependencies: {task.dependency_warning}")
+        warnings.extend(f"task {number}: {message}" for _, message in task.dependency_warnings)
         inside: list[int] = []
         for dep in task.dependencies:
             dep_task = by_number.get(dep)
@@ -198,6 +236,7 @@ def plan(
                 )
                 continue
             _refuse_duplicate(dep, duplicates, f"a dependency of task {number}")
+            _refuse_repeated_status(dep_task, f"a dependency of task {number}")
             if dep in chosen:
                 inside.append(dep)
             elif dep_task.state == "closed":

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from batchaction.errors import EXIT_OK, BatchError
+from batchaction.status import MarkerStyle
+
+# One Status value a person would type: words of letters and digits, joined by blanks, "-",
+# "_", "/", "&" or "'" (``on-hold``, ``PR READY``, ``needs review``).
+_STATUS_WORD = re.compile(r"[^\W_][\w'&/ -]*", re.UNICODE)
 
 STATUS_WORDS = {
     "in-progress": "in-progress",
@@ -58,7 +64,11 @@ def register(commands: Any) -> None:
     actions.required = True
     set_ = actions.add_parser("set", help="set a task's status (same locked write as run)")
     set_.add_argument("number", help="task number")
-    set_.add_argument("status", help="in-progress, completed, failed, blocked or not-started")
+    set_.add_argument(
+        "status",
+        help="in-progress, completed, failed, blocked, not-started, or any other word "
+        "(planned, '[ON HOLD]'), written in the file's own style",
+    )
     set_.add_argument("--todo", metavar="PATH", help="the TODO file (default: auto-detect)")
     set_.add_argument("--reason", help="why (for failed and blocked)")
     set_.set_defaults(func=cmd_status_set)
@@ -129,9 +139,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def status_value(word: str, style: MarkerStyle) -> str:
+    """A status word other than the five outcomes, in the file's style: ``on-hold`` ->
+    ``[ON HOLD]`` in a bracketed file, ``On Hold`` in a plain one. BatchError (exit 2) for
+    text that cannot be one Status value."""
+    text = word.strip()
+    inner = text[1:-1].strip() if text.startswith("[") and text.endswith("]") else text
+    if not _STATUS_WORD.fullmatch(inner) or len(inner) > 100:
+        raise BatchError(
+            f"invalid status {word!r}: expected in-progress, completed, failed, blocked, "
+            "not-started, or one word or phrase such as planned or '[ON HOLD]'"
+        )
+    words = [w for w in re.split(r"[\s_-]+", inner) if w]
+    if style.bracketed:
+        return "[" + " ".join(w.upper() for w in words) + "]"
+    mixed = inner != inner.lower() and inner != inner.upper()
+    return " ".join(w if mixed else w.capitalize() for w in words)
+
+
 def cmd_status_set(args: argparse.Namespace) -> int:
-    from batchaction.settings import find_todo, resolve  # noqa: PLC0415
-    from batchaction.status import StatusTable, detect_style  # noqa: PLC0415
+    from batchaction.cli import settings_for, todo_for  # noqa: PLC0415
+    from batchaction.loading import status_table  # noqa: PLC0415
+    from batchaction.status import classify, detect_style  # noqa: PLC0415
     from batchaction.textlines import read_todo_text  # noqa: PLC0415
     from batchaction.todo import parse_todo  # noqa: PLC0415
     from batchaction.writeback import StatusChange, today, write_changes  # noqa: PLC0415
@@ -141,29 +170,37 @@ def cmd_status_set(args: argparse.Namespace) -> int:
     except ValueError:
         raise BatchError(f"invalid task number {args.number!r}: expected digits like 63") from None
     key = "".join(str(args.status).lower().strip("[]").replace("_", "-").split())
-    key = key.replace(" ", "-")
     outcome = STATUS_WORDS.get(key) or STATUS_WORDS.get(key.replace("-", ""))
-    if outcome is None:
-        raise BatchError(
-            f"invalid status {args.status!r}: expected in-progress, completed, failed, "
-            "blocked or not-started"
-        )
-    settings = resolve({"todo-path": args.todo} if args.todo else {}, None)
-    todo = find_todo(settings.todo_path)
-    table = StatusTable.create(settings.done_markers, settings.closed_markers)
+    settings = settings_for(args)
+    todo = todo_for(args, settings)
+    table = status_table(settings)
     doc = parse_todo(read_todo_text(todo), table)
     matches = [t for t in doc.tasks if t.number == number]
     if not matches:
         raise BatchError(f"task {number} is not in {todo}: check the number")
     if len(matches) > 1:
-        raise BatchError(f"task {number} is defined more than once in {todo}: fix that first")
+        lines = " and ".join(str(t.heading_line + 1) for t in matches)
+        raise BatchError(
+            f"task {number} is defined more than once in {todo} (lines {lines}): fix that first"
+        )
+    statuses = [f for f in (*matches[0].fields, *matches[0].repeated) if f.key == "status"]
+    if len(statuses) > 1:
+        lines = " and ".join(str(f.line + 1) for f in sorted(statuses, key=lambda f: f.line))
+        raise BatchError(
+            f"task {number} has {len(statuses)} Status fields in {todo} (lines {lines}): "
+            "keep one, then set it"
+        )
     markers = dict(settings.status_markers)
+    style = detect_style((t.status for t in doc.tasks), markers)
     if outcome == "not-started":
-        style = detect_style((t.status for t in doc.tasks), markers)
-        previous = style.render("not-started")
-        change = StatusChange(number, "restore", today(), previous=previous)
-    else:
+        value = style.render("not-started")
+        change = StatusChange(number, "set", today(), value=value, stale="not-started")
+    elif outcome is not None:
         change = StatusChange(number, outcome, today(), args.reason)  # type: ignore[arg-type]
+    else:
+        value = status_value(str(args.status), style)
+        state = "done" if classify(value, table) == "done" else "open"
+        change = StatusChange(number, "set", today(), value=value, stale=state)
     try:
         result = write_changes(todo, [change], table, markers)
     except OSError as exc:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.planner import Plan
+from batchaction.repo import repository_root
 from batchaction.scheduler import Reporter, RunOptions, Scheduler
 from batchaction.settings import Settings
 from batchaction.signals import recorded_signals
@@ -51,32 +51,6 @@ class RunResult:
     summary: dict[str, Any]
     markdown: str
     exit_code: int
-
-
-def repository_root(start: Path) -> Path:
-    """The git work tree holding ``start``, or ``start`` itself outside git.
-
-    Like git, the nearest directory upwards that holds ``.git`` (a directory, or the file of a
-    linked worktree or submodule), found without starting a process. When ``GIT_DIR`` or
-    ``GIT_WORK_TREE`` is set, git itself is asked.
-    """
-    if "GIT_DIR" not in os.environ and "GIT_WORK_TREE" not in os.environ:
-        for directory in (start, *start.parents):
-            if (directory / ".git").exists():
-                return directory
-        return start
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=start,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return start
-    top = out.stdout.strip()
-    return Path(top) if out.returncode == 0 and top else start
 
 
 def execute(request: RunRequest) -> RunResult:

@@ -467,18 +467,21 @@ class Scheduler:
                 self.submit(self._restore(run))
 
     def _restore(self, run: TaskRun) -> StatusChange:
-        """Put a cancelled task back as it was: its Status, and its Started line.
+        """Put a cancelled task back as it was: its section as read, or (edited meanwhile) its
+        Status, its Started line and the lifecycle lines its start removed.
 
         Of the lifecycle lines, the run wrote only Started before the task was cancelled
         (Completed, Failed and Blocked are written when a task ends, never for a cancelled one).
         """
-        started = self.plan.tasks[run.number].field("started")
+        task = self.plan.tasks[run.number]
+        started = task.field("started")
         return StatusChange(
             run.number,
             "restore",
             today(),
             previous=run.previous_status,
             previous_fields=(("Started", started.value if started is not None else None),),
+            previous_lines=tuple(self.lines[task.heading_line : task.end_line]),
         )
 
     # -- time and signals -------------------------------------------------------------------

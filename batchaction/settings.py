@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from batchaction.depfields import OWN_FIELDS, normalize
 from batchaction.errors import BatchError
 from batchaction.selection import DEFAULT_MAX_TASKS
 
@@ -120,6 +121,23 @@ def _marker(value: Any, name: str) -> str:
     return text
 
 
+def _field_names(value: Any, name: str) -> tuple[str, ...]:
+    """Names of TODO.md fields (``[Needs, Waits For]``): each must have a letter and no ``*``."""
+    names = _text_list(value, name)
+    for item in names:
+        if not any(ch.isalpha() for ch in item) or "*" in item or ":" in item:
+            raise BatchError(
+                f"invalid {name} {item!r}: expected a field name as written between ** **, "
+                "like 'Needs'"
+            )
+        if normalize(item) in ("status", *OWN_FIELDS):
+            raise BatchError(
+                f"invalid {name} {item!r}: batchaction writes that field itself; "
+                "it cannot hold dependencies"
+            )
+    return names
+
+
 def _seconds(value: Any, name: str) -> float:
     return parse_duration(value, name)
 
@@ -151,6 +169,8 @@ class Settings:
     done_markers: tuple[str, ...] = ()
     closed_markers: tuple[str, ...] = ()
     status_markers: tuple[tuple[str, str], ...] = ()
+    dependency_fields: tuple[str, ...] = ()
+    reverse_dependency_fields: tuple[str, ...] = ()
 
     def with_values(self, values: Mapping[str, Any], origin: str) -> Settings:
         """A copy with kebab-case ``values`` applied; unknown keys and bad values -> exit 2."""
@@ -166,7 +186,16 @@ class Settings:
             for key, value in values.items()
             if value is not None
         }
-        return replace(self, **changes)
+        updated = replace(self, **changes)
+        both = {normalize(n) for n in updated.dependency_fields} & {
+            normalize(n) for n in updated.reverse_dependency_fields
+        }
+        if both:
+            raise BatchError(
+                f"{origin}: {', '.join(sorted(both))} is in both dependency-fields and "
+                "reverse-dependency-fields: a field is read one way; keep it in one list"
+            )
+        return updated
 
 
 PARSERS: dict[str, Callable[[Any, str], Any]] = {
@@ -193,6 +222,8 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "done-markers": _text_list,
     "closed-markers": _text_list,
     "status-markers": _markers,
+    "dependency-fields": _field_names,
+    "reverse-dependency-fields": _field_names,
 }
 
 

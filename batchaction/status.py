@@ -8,7 +8,11 @@ from typing import Literal, NamedTuple
 
 State = Literal["done", "closed", "open"]
 
-DONE_MARKERS: tuple[str, ...] = ("COMPLETE", "COMPLETED", "DONE")
+# IMPLEMENTED: the agent workflow's word for "implementation completed" (its documented
+# lifecycle: RESEARCHED -> PLANNED -> IMPLEMENTING -> IMPLEMENTED / COMPLETED).
+DONE_MARKERS: tuple[str, ...] = ("COMPLETE", "COMPLETED", "DONE", "IMPLEMENTED")
+# The words batchaction may write for "completed", following the file: never IMPLEMENTED.
+COMPLETION_WORDS: tuple[str, ...] = ("COMPLETE", "COMPLETED", "DONE")
 CLOSED_MARKERS: tuple[str, ...] = ("ABANDONED", "SUPERSEDED", "EXPANDED", "CANCELLED", "CANCELED")
 DONE_PREFIXES: tuple[str, ...] = ("✅",)
 
@@ -101,7 +105,7 @@ def detect_style(values: Iterable[str], overrides: Mapping[str, str] | None = No
     done_counts: dict[str, int] = {}
     for text in texts:
         words = marker_words(status_head(text))
-        if words and words[0] in DONE_MARKERS:
+        if words and words[0] in COMPLETION_WORDS:
             done_counts[words[0]] = done_counts.get(words[0], 0) + 1
     done_word = max(done_counts, key=lambda w: (done_counts[w], w)) if done_counts else "COMPLETED"
     return MarkerStyle(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import NamedTuple
 
+from batchaction.depfields import DEFAULT_FIELDS, DependencyFields, normalize
 from batchaction.deps import parse_dependencies, parse_effort
 from batchaction.status import DEFAULT_TABLE, State, StatusTable, classify
 from batchaction.textlines import split_lines
@@ -27,6 +28,12 @@ _FIELD = re.compile(
     r"(?P<sep>:)?[ \t]*+(?P<value>[^\r\n]*+)(?P<eol>\r?\n)?$"
 )  # the value is greedy (a lazy one costs a backtracking step per character); strip it after
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)")
+# A line that reads like a field but is not one (``*Status**:``, ``Dependencies:``).
+_FIELD_LIKE = re.compile(
+    r"[ \t]*+(?:[-*+][ \t]++)?[*_]{0,3}[ \t]*+(?P<name>[A-Za-z][A-Za-z \t_-]{0,30}?)"
+    r"[ \t]*+[*_]{0,3}[ \t]*+:"
+)
+_LIST_ITEM = re.compile(r"([ \t]*)[-*+][ \t]+(.*?)[ \t]*\r?\n?$")
 
 
 class Field(NamedTuple):
@@ -56,9 +63,15 @@ class Task(NamedTuple):
     repeated: tuple[Field, ...]  # later occurrences of a name already seen
     status: str
     state: State
+    # Forward references from every dependency field, then the tasks whose reverse fields
+    # (``Blocks: N``) name this one; no duplicates.
     dependencies: tuple[int, ...]
-    dependency_warning: str | None
+    # (0-based line, message) for each fragment of a dependency field that was not read as
+    # written: free text, other trackers' references, sub-tasks, bad ranges.
+    dependency_warnings: tuple[tuple[int, str], ...]
     effort_hours: float | None
+    dependency_line: int | None = None  # 0-based line of the first dependency field
+    blocks: tuple[int, ...] = ()  # numbers named by this task's reverse fields, as written
 
     def field(self, key: str) -> Field | None:
         for field in self.fields:
@@ -66,10 +79,29 @@ class Task(NamedTuple):
                 return field
         return None
 
+    @property
+    def dependency_warning(self) -> str | None:
+        """All dependency warnings in one line, or None."""
+        return "; ".join(m for _, m in self.dependency_warnings) or None
+
+
+class Heading(NamedTuple):
+    """A numbered heading whose section has no Status field: not a task."""
+
+    number: int
+    line: int  # 0-based
+    text: str  # the heading line without its line ending
+    end_line: int  # exclusive, as Task.end_line
+
 
 class TodoDocument(NamedTuple):
     lines: tuple[str, ...]
     tasks: tuple[Task, ...]
+    headings: tuple[Heading, ...] = ()  # numbered headings that are not tasks
+    # (0-based line, field name) under a numbered heading for lines that read like a Status or
+    # dependency field but are not one (``*Status**:``, ``Dependencies: 5`` without bold):
+    # they hide a task or a dependency.
+    broken_fields: tuple[tuple[int, str], ...] = ()
 
     @property
     def text(self) -> str:
@@ -136,6 +168,9 @@ class _Section:
     end: int
     fields: list[Field] = dataclass_field(default_factory=list)
     repeated: list[Field] = dataclass_field(default_factory=list)
+    # The plain list items indented under a field with an empty value, by the field's line.
+    items: dict[int, list[tuple[int, str]]] = dataclass_field(default_factory=dict)
+    open_list: Field | None = None  # the empty field whose indented items are being read
 
     def add(self, field: Field) -> None:
         if any(existing.key == field.key for existing in self.fields):
@@ -143,7 +178,36 @@ class _Section:
         else:
             self.fields.append(field)
 
-    def to_task(self, table: StatusTable, shallow: bool) -> Task | None:
+    def list_line(self, line: str, index: int, field: Field | None) -> None:
+        """Follow the indented list under an empty field (``- **Dependencies**:`` + items)."""
+        if field is not None and not field.value:
+            self.open_list = field
+            return
+        target = self.open_list
+        if target is None:
+            return
+        item = _LIST_ITEM.match(line)
+        if item is None or len(item[1].expandtabs(4)) <= len(target.indent.expandtabs(4)):
+            self.open_list = None
+        elif field is None:
+            self.items.setdefault(target.line, []).append((index, item[2]))
+
+    def dependency_values(self, names: DependencyFields) -> list[tuple[Field, int, str, bool]]:
+        """(field, line, value, is_reverse) for every dependency field, repeats included, and
+        for each plain item under an empty one, in file order."""
+        found: list[tuple[Field, int, str, bool]] = []
+        for field in (*self.fields, *self.repeated):
+            direction = names.direction(field.name)
+            if direction is None:
+                continue
+            reverse = direction == "reverse"
+            if field.value or field.line not in self.items:
+                found.append((field, field.line, field.value, reverse))
+            else:
+                found.extend((field, line, text, reverse) for line, text in self.items[field.line])
+        return sorted(found, key=lambda entry: entry[1])
+
+    def to_task(self, table: StatusTable, shallow: bool, names: DependencyFields) -> Task | None:
         own = {f.key: f for f in self.fields}
         status = own.get("status")
         if status is None:
@@ -159,26 +223,42 @@ class _Section:
             status=status.value,
             state="open",
             dependencies=(),
-            dependency_warning=None,
+            dependency_warnings=(),
             effort_hours=None,
         )
         if shallow:
             return task
-        deps = parse_dependencies(own["dependencies"].value if "dependencies" in own else "")
+        forward: list[int] = []
+        reverse: list[int] = []
+        warnings: list[tuple[int, str]] = []
+        values = self.dependency_values(names)
+        for field, line, value, is_reverse in values:
+            deps = parse_dependencies(value)
+            (reverse if is_reverse else forward).extend(deps.numbers)
+            warnings.extend((line, f"{field.name}: {w}") for w in deps.warnings)
         effort = own.get("effort")
         return task._replace(
             state=classify(status.value, table),
-            dependencies=deps.numbers,
-            dependency_warning=deps.warning,
+            dependencies=tuple(dict.fromkeys(forward)),
+            dependency_warnings=tuple(warnings),
             effort_hours=parse_effort(effort.value) if effort else None,
+            dependency_line=values[0][0].line if values else None,
+            blocks=tuple(dict.fromkeys(reverse)),
         )
 
 
 def parse_todo(
-    text: str, table: StatusTable = DEFAULT_TABLE, *, shallow: bool = False
+    text: str,
+    table: StatusTable = DEFAULT_TABLE,
+    *,
+    shallow: bool = False,
+    dependency_fields: DependencyFields = DEFAULT_FIELDS,
 ) -> TodoDocument:
-    """Parse TODO.md text. Never raises on any text; problems surface through ``lint``.
+    """Parse TODO.md text (SPEC 3). Never raises on any text; problems surface through ``lint``.
 
+    Lines in YAML front matter, fenced code blocks and HTML comments are never headings or
+    fields (GitHub does not show them as such; CommonMark 0.31, sections 4.5 and 4.6). A
+    comment opened inside a paragraph line hides the field lines after it, not headings.
     ``shallow`` finds the tasks and their Status fields only (no other fields, no state,
     dependencies or effort): what a writer needs to locate sections, several times faster.
     """
@@ -187,18 +267,26 @@ def parse_todo(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _parse(text, table, shallow)
+        return _parse(text, table, shallow, dependency_fields)
     finally:
         if enabled:
             gc.enable()
 
 
-def _parse(text: str, table: StatusTable, shallow: bool) -> TodoDocument:
+def _opens_comment(line: str) -> bool:
+    """True when ``line`` leaves an HTML comment open (``<!--`` without a later ``-->``)."""
+    return line.rfind("<!--") > line.rfind("-->")
+
+
+def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields) -> TodoDocument:
     lines = split_lines(text)
     start = _front_matter_end(lines)
     sections: list[_Section] = []
     stack: list[tuple[int, _Section | None]] = []  # open headings: (level, numbered section)
     fence: str | None = None
+    broken: list[tuple[int, str]] = []
+    comment = False  # inside an HTML block comment: nothing shows until ``-->``
+    inline_comment = False  # a paragraph's comment is open: its field lines do not show
     for index in range(start, len(lines)):
         line = lines[index]
         stripped = line.lstrip(" \t")
@@ -209,8 +297,20 @@ def _parse(text: str, table: StatusTable, shallow: bool) -> TodoDocument:
                 if rest.strip(fence[0]) == "" and len(rest) >= len(fence):
                     fence = None
             continue
-        if not first:
+        if comment:
+            comment = "-->" not in line
             continue
+        if not first or first in "\r\n":
+            inline_comment = False  # a blank line ends the paragraph, and its comment
+            continue
+        if first == "<" and stripped.startswith("<!--"):
+            comment = "-->" not in stripped[4:]
+            continue
+        if inline_comment and first != "#":
+            inline_comment = "-->" not in line
+            continue
+        if "<!--" in line and _opens_comment(line):
+            inline_comment = True
         if first in "`~":
             match = _FENCE.match(line)
             if match is not None and not (match[1][0] == "`" and "`" in match[2]):
@@ -237,12 +337,60 @@ def _parse(text: str, table: StatusTable, shallow: bool) -> TodoDocument:
                 )
                 sections.append(section)
             stack.append((level, section))
+            inline_comment = False  # a heading interrupts the paragraph the comment was in
             continue
-        if first in "*-+" and stack:
-            owner = next((s for _, s in reversed(stack) if s is not None), None)
-            if owner is not None and (not shallow or "status" in line[:80].lower()):
-                field = _parse_field(line, index)
-                if field is not None:
-                    owner.add(field)
-    tasks = [t for t in (s.to_task(table, shallow) for s in sections) if t is not None]
-    return TodoDocument(lines=tuple(lines), tasks=tuple(tasks))
+        owner = next((s for _, s in reversed(stack) if s is not None), None) if stack else None
+        if owner is None:
+            continue
+        field = None
+        if first in "*-+" and (not shallow or "status" in line[:80].lower()):
+            field = _parse_field(line, index)
+            if field is not None:
+                owner.add(field)
+            if not shallow:
+                owner.list_line(line, index, field)
+        elif owner.open_list is not None:
+            owner.open_list = None
+        if field is None and not shallow:
+            like = _FIELD_LIKE.match(line)
+            if like is not None:
+                key = normalize(like["name"])
+                if key == "status" or names.direction(key) is not None:
+                    broken.append((index, " ".join(like["name"].split())))
+    tasks: list[Task] = []
+    headings: list[Heading] = []
+    for section in sections:
+        task = section.to_task(table, shallow, names)
+        if task is not None:
+            tasks.append(task)
+        elif not shallow:
+            text_line = lines[section.heading].rstrip("\r\n")
+            headings.append(
+                Heading(section.number, section.heading, text_line.strip(), section.end)
+            )
+    if not shallow:
+        tasks = _add_reverse_edges(tasks)
+    return TodoDocument(
+        lines=tuple(lines),
+        tasks=tuple(tasks),
+        headings=tuple(headings),
+        broken_fields=tuple(broken),
+    )
+
+
+def _add_reverse_edges(tasks: list[Task]) -> list[Task]:
+    """``Blocks: N`` in task M makes M a dependency of N, when N is a task in the file."""
+    extra: dict[int, list[int]] = {}
+    numbers = {task.number for task in tasks}
+    for task in tasks:
+        for target in task.blocks:
+            if target in numbers:
+                extra.setdefault(target, []).append(task.number)
+    if not extra:
+        return tasks
+    return [
+        task._replace(dependencies=tuple(dict.fromkeys((*task.dependencies, *extra[task.number]))))
+        if task.number in extra
+        else task
+        for task in tasks
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,9 @@ from batchaction.status import DEFAULT_TABLE, MarkerStyle, StatusTable, detect_s
 from batchaction.textlines import decode_todo
 from batchaction.todo import Task, parse_todo
 
-Outcome = Literal["in-progress", "completed", "failed", "blocked", "restore"]
+# ``set`` writes ``StatusChange.value`` as the Status (``status set 5 planned``); ``restore``
+# puts back what a cancelled task's start changed.
+Outcome = Literal["in-progress", "completed", "failed", "blocked", "set", "restore"]
 
 # Which dated field, and which reason field, each outcome writes (in this order, after Status).
 _FIELDS: Mapping[str, tuple[str, str | None]] = {
@@ -34,6 +37,27 @@ _FIELDS: Mapping[str, tuple[str, str | None]] = {
 _LIFECYCLE = frozenset(
     name.lower() for pair in _FIELDS.values() for name in pair if name is not None
 )
+# The fields an outcome makes untrue, removed when it is written. A dated field goes only
+# when its value is a date, as batchaction writes it: ``Blocked: Task 887 completed with
+# sorries`` is a person's note and stays. Started is history and stays, except for not-started.
+_STALE: Mapping[str, tuple[str, ...]] = {
+    "in-progress": ("completed", "blocked", "blocking reason"),
+    "completed": ("failed", "failure reason", "blocked", "blocking reason"),
+    "failed": ("completed", "blocked", "blocking reason"),
+    "blocked": ("completed", "failed", "failure reason"),
+    "done": ("failed", "failure reason", "blocked", "blocking reason"),
+    "open": ("completed", "failed", "failure reason", "blocked", "blocking reason"),
+    "not-started": (
+        "started",
+        "completed",
+        "failed",
+        "failure reason",
+        "blocked",
+        "blocking reason",
+    ),
+}
+_DATED = frozenset({"started", "completed", "failed", "blocked"})
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\b")
 MAX_REASON = 300
 
 
@@ -47,6 +71,13 @@ class StatusChange(NamedTuple):
     # (name, value) pairs; a value of None means the task had no such line, and the line the
     # run added is removed. Fields not listed are left alone.
     previous_fields: tuple[tuple[str, str | None], ...] = ()
+    # For outcome "restore": the task's section (heading to end) as the run read it. When the
+    # section still reads exactly as the start left it, it is put back whole, byte for byte.
+    previous_lines: tuple[str, ...] = ()
+    # For outcome "set": the Status value to write, and which fields it makes untrue
+    # ("done", "open" or "not-started": see _STALE).
+    value: str | None = None
+    stale: str | None = None
 
 
 def today() -> str:
@@ -84,10 +115,33 @@ def _set_value(line: str, old_value: str, new_value: str) -> str:
     return body.rstrip() + " " + new_value + ending
 
 
+def _hard_break(line: str) -> str:
+    """The trailing two-space Markdown line break of a field line, or ""."""
+    body = line.rstrip("\r\n")
+    return "  " if body.endswith("  ") and body.strip() else ""
+
+
+def _stale_lines(task: Task, names: Sequence[str]) -> list[int]:
+    """Lines of the fields ``names`` that batchaction would have written (see _STALE)."""
+    found: list[int] = []
+    for field in (*task.fields, *task.repeated):
+        if field.key not in names:
+            continue
+        if field.key in _DATED and not _DATE.match(field.value.strip()):
+            continue
+        found.append(field.line)
+    return found
+
+
 def patch_status(
     lines: list[str], task: Task, change: StatusChange, style: MarkerStyle
 ) -> list[str]:
-    """Return new lines with one task's status change applied; other lines are untouched."""
+    """Return new lines with one task's status change applied; other lines are untouched.
+
+    Writes Status, then the outcome's dated and reason fields (updated in place, else added
+    after Status and the lifecycle fields that follow it, in the task's own field style and
+    line break), and removes the lifecycle fields the outcome makes untrue (``_STALE``).
+    """
     status = task.field("status")
     assert status is not None
     # A last line without an ending gets the ending the other lines use.
@@ -95,33 +149,93 @@ def patch_status(
     default_eol = _eol(lines[status.line], usual_eol)
     result = list(lines)
     if change.outcome == "restore":
-        if change.previous is not None:
-            result[status.line] = _set_value(lines[status.line], status.value, change.previous)
-        return _restore_fields(result, task, change.previous_fields)
+        return _restore(result, task, change, style)
+    if change.outcome == "set":
+        result[status.line] = _set_value(lines[status.line], status.value, change.value or "")
+        return _remove_lines(result, _stale_lines(task, _STALE[change.stale or "open"]))
     result[status.line] = _set_value(lines[status.line], status.value, style.render(change.outcome))
     dated, reason_name = _FIELDS[change.outcome]
     wanted: list[tuple[str, str]] = [(dated, change.date)]
     if reason_name is not None:
         wanted.append((reason_name, one_line(change.reason or "no reason given")))
     inserts: list[str] = []
+    # After Status, or after the lifecycle fields that already follow it.
+    anchor = max(
+        [status.line]
+        + [f.line for f in task.fields if f.key in _LIFECYCLE and f.line > status.line]
+    )
+    # Paragraph-style fields ending in a two-space line break: new ones need it too, or GitHub
+    # runs them into one line (list items need none).
+    brk = _hard_break(lines[anchor]) if not status.bullet else ""
     for name, value in wanted:
         existing = task.field(name.lower())
         if existing is not None:
             result[existing.line] = _set_value(lines[existing.line], existing.value, value)
         else:
-            inserts.append(status.render(name, value, default_eol))
+            inserts.append(status.render(name, value, brk + default_eol))
+    stale = _stale_lines(task, _STALE[change.outcome])
     if inserts:
-        # After Status, or after the lifecycle fields that already follow it.
-        anchor = max(
-            [status.line]
-            + [f.line for f in task.fields if f.key in _LIFECYCLE and f.line > status.line]
-        )
         if not result[anchor].endswith("\n"):
-            # The anchor is the file's last line, without a newline: give it one first.
-            result[anchor] += default_eol
+            # The anchor is the file's last line, without a newline: the inserted lines end
+            # the file instead, and the anchor gets the ending.
+            if anchor not in stale:
+                result[anchor] += default_eol
             inserts[-1] = inserts[-1].rstrip("\r\n")
         result[anchor + 1 : anchor + 1] = inserts
-    return result
+        stale = [i + len(inserts) if i > anchor else i for i in stale]
+    return _remove_lines(result, stale)
+
+
+def _remove_lines(lines: list[str], indexes: Sequence[int]) -> list[str]:
+    """Remove lines; a removed last line without a newline takes the one before's away."""
+    for index in sorted(set(indexes), reverse=True):
+        gone = lines.pop(index)
+        if not gone.endswith("\n") and index == len(lines) and index > 0:
+            before = lines[index - 1]
+            lines[index - 1] = before[: len(before) - len(_eol(before, ""))]
+    return lines
+
+
+def _own_lines(lines: Sequence[str], number: int) -> tuple[int, Task | None]:
+    """Where a section's own part ends (before the first task nested in it), and its task."""
+    tasks = parse_todo("".join(lines)).tasks
+    own = tasks[0] if tasks and tasks[0].heading_line == 0 and tasks[0].number == number else None
+    nested = [t.heading_line for t in tasks if t.heading_line > 0]
+    return (min(nested) if nested else len(lines)), own
+
+
+def _restore(lines: list[str], task: Task, change: StatusChange, style: MarkerStyle) -> list[str]:
+    """Undo a cancelled task's start: the section's own lines as read when nothing else changed
+    them since, else its Status, its Started line and the lifecycle lines the start removed."""
+    original = list(change.previous_lines)
+    end, before = _own_lines(original, task.number) if original else (0, None)
+    if before is not None:
+        started = task.field("started")
+        date = started.value if started is not None else change.date
+        start = change._replace(outcome="in-progress", date=date)
+        redo = patch_status(original[:end], before, start, style)
+        if redo == lines[: len(redo)] and _own_lines(lines, task.number)[0] == len(redo):
+            return original[:end] + lines[len(redo) :]
+    status = task.field("status")
+    assert status is not None
+    if change.previous is not None:
+        lines[status.line] = _set_value(lines[status.line], status.value, change.previous)
+    lines = _restore_fields(lines, task, change.previous_fields)
+    _, now = _own_lines(lines, task.number)
+    if before is None or now is None:
+        return lines
+    present = {f.key for f in (*now.fields, *now.repeated)}
+    missing = [
+        original[f.line] for f in before.fields if f.key in _LIFECYCLE and f.key not in present
+    ]
+    status_now = now.field("status")
+    if missing and status_now is not None:
+        at = status_now.line + 1
+        if not lines[at - 1].endswith("\n"):
+            lines[at - 1] += _eol(missing[0], "\n")
+            missing[-1] = missing[-1].rstrip("\r\n")
+        lines[at:at] = missing
+    return lines
 
 
 def _restore_fields(
@@ -142,14 +256,9 @@ def _restore_fields(
             removed.append(existing.line)
         else:
             lines[existing.line] = _set_value(lines[existing.line], existing.value, value)
-    for index in sorted(set(removed), reverse=True):
-        gone = lines.pop(index)
-        if not gone.endswith("\n") and index == len(lines) and index > 0:
-            # The removed line ended the file without a newline: so does the line before it now
-            # (the run gave that line its newline when it added this one).
-            before = lines[index - 1]
-            lines[index - 1] = before[: len(before) - len(_eol(before, ""))]
-    return lines
+    # A removed line that ended the file without a newline: so does the line before it now
+    # (the run gave that line its newline when it added this one).
+    return _remove_lines(lines, removed)
 
 
 class PatchResult(NamedTuple):

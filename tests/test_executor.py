@@ -25,7 +25,8 @@ from runhelpers import (
     wait_for,
 )
 
-from batchaction import executor, runner
+from batchaction import executor
+from batchaction.repo import repository_root
 
 
 @pytest.fixture
@@ -461,7 +462,7 @@ class TestRepositoryRoot:
         deep = repo / "a" / "b"
         deep.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
-        assert runner.repository_root(deep) == repo == self.git_toplevel(deep)
+        assert repository_root(deep) == repo == self.git_toplevel(deep)
 
     def test_linked_worktree_has_a_git_file(self, tmp_path: Path) -> None:
         repo = tmp_path / "repo"
@@ -472,7 +473,7 @@ class TestRepositoryRoot:
         subprocess.run([*git, "worktree", "add", "-q", str(linked)], check=True)
         (linked / "sub").mkdir()
         assert (linked / ".git").is_file()
-        found = runner.repository_root(linked / "sub")
+        found = repository_root(linked / "sub")
         assert found == linked == self.git_toplevel(linked / "sub")
 
     def test_outside_git_is_the_start(self, tmp_path: Path) -> None:
@@ -480,7 +481,7 @@ class TestRepositoryRoot:
         start.mkdir()
         if self.git_toplevel(start) is not None:
             pytest.skip("the temporary directory is inside a git work tree")
-        assert runner.repository_root(start) == start
+        assert repository_root(start) == start
 
     def test_git_work_tree_in_the_environment_is_asked_of_git(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -491,4 +492,4 @@ class TestRepositoryRoot:
         elsewhere.mkdir()
         monkeypatch.setenv("GIT_DIR", str(repo / ".git"))
         monkeypatch.setenv("GIT_WORK_TREE", str(repo))
-        assert runner.repository_root(elsewhere) == repo
+        assert repository_root(elsewhere) == repo

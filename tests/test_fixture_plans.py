@@ -21,8 +21,44 @@ from batchaction.todo import parse_todo
 HERE = Path(__file__).resolve().parent
 PINS: dict[str, dict[str, Any]] = json.loads((HERE / "pins" / "fixture_plans.json").read_text())
 
-# file -> {"dependencies": {task: deps}, "states": {task: state}, "plan_all": {...}}
-CORRECTIONS: dict[str, dict[str, Any]] = {}
+# file -> {"dependencies": {task: deps}, "states": {task: state}, "waves": [...]}. Each entry
+# quotes the line of the file that states it.
+CORRECTIONS: dict[str, dict[str, Any]] = {
+    "nvim-91ca30b.md": {
+        # "- **Status**: [IMPLEMENTED]": implementation completed, so done and skipped.
+        "states": {670: "done"},
+        "waves": [[78, 87, 652, 682], [683]],
+        "skipped_add": [[670, "already-done"]],
+    },
+    "proofchecker-84be697.md": {
+        # "- **Depends**: 910" under 911, and so on down the chain; "- **Depends**: Task 856".
+        "dependencies": {911: [910], 910: [909], 909: [908], 908: [907], 843: [856]},
+        "waves": [
+            [394, 398, 619, 685, 793, 843, 864, 865, 868, 870, 881, 900, 909],
+            [399, 910],
+            [911],
+        ],
+    },
+    "proofchecker-43ce1ce.md": {
+        # 183 and 184: "- **Blocking**: 173" (173's Blocking Reason names their build errors).
+        "dependencies": {173: [183, 184]},
+        "waves_move": {173: 2},
+    },
+    "proofchecker-6172a67.md": {
+        # 72: "- **Blocks**: Tasks 73, 74, 75, 76, 77, 78" adds 72 where 74/75 only named 73.
+        "dependencies": {74: [73, 72], 75: [73, 72]},
+    },
+    "proofchecker-b9a45da.md": {
+        # 154 "(supports Tasks 129 & 130)": "- **Blocking**: 129, 130".
+        "dependencies": {129: [154], 130: [129, 154]},
+        "waves": [
+            [132, 136, 139, 140, 141, 154, 155],
+            [129, 133, 137],
+            [130, 134, 138],
+            [135],
+        ],
+    },
+}
 
 
 def _current(path: Path) -> dict[str, Any]:
@@ -48,8 +84,14 @@ def _expected(name: str) -> dict[str, Any]:
     fixes = CORRECTIONS.get(name, {})
     for key in ("states", "dependencies"):
         pinned[key].update({str(k): v for k, v in fixes.get(key, {}).items()})
-    if "plan_all" in fixes:
-        pinned["plan_all"] = fixes["plan_all"]
+    planned = pinned["plan_all"]
+    if "waves" in fixes:
+        planned["waves"] = fixes["waves"]
+    for number, wave in fixes.get("waves_move", {}).items():
+        planned["waves"] = [[n for n in w if n != number] for w in planned["waves"]]
+        planned["waves"][wave - 1] = sorted([*planned["waves"][wave - 1], number])
+    if "skipped_add" in fixes:
+        planned["skipped"] = sorted(planned["skipped"] + fixes["skipped_add"])
     return pinned
 
 

@@ -127,7 +127,7 @@ class TestConsoleProgress:
         every line before the summary parses as ``[done/total] word N ...``."""
         _, _, err = result
         before = err.split("===== batchaction summary =====", 1)[0].strip("\n").splitlines()
-        assert before[0] == "warning: task 6 is not in the TODO file: skipped"
+        assert before[0] == "warning: task 6 is not in TODO.md: skipped"
         lines = [Line.parse(text) for text in before[1:]]
         assert len(lines) == 3 + TOTAL  # three starts, five finishes
         assert all(line.total == TOTAL for line in lines)

@@ -83,13 +83,14 @@ class TestStatusSet:
         assert fields["Failure Reason"] == "flaky network"
 
     def test_not_started_puts_the_marker_back(self, ws: Workspace) -> None:
-        """``not-started`` after ``in-progress`` restores the file's not-started marker."""
+        """``not-started`` after ``in-progress`` restores the file's not-started marker, and
+        the Started line, no longer true, goes."""
         assert batchaction("status", "set", "1", "in-progress", cwd=ws.repo)[0] == 0
         assert task_fields(read_exact(ws.todo), 1)["Status"] == "[IN PROGRESS]"
         assert batchaction("status", "set", "1", "not-started", cwd=ws.repo)[0] == 0
         text = read_exact(ws.todo)
         assert task_fields(text, 1)["Status"] == "[NOT STARTED]"
-        assert len(field_lines(text, 1, "Started")) == 1
+        assert field_lines(text, 1, "Started") == []
 
     def test_configured_markers_are_used(self, ws: Workspace) -> None:
         """Status markers from the configuration file are written verbatim."""
@@ -138,9 +139,9 @@ class TestStatusSet:
         assert_clean_error(batchaction("status", "set", "99", "done", cwd=ws.repo), "task 99")
         assert read_exact(ws.todo) == before
 
-    @pytest.mark.parametrize("word", ["finished", "abandoned", ""])
+    @pytest.mark.parametrize("word", ["", "a | b", "**done**"])
     def test_bad_status_word(self, ws: Workspace, word: str) -> None:
-        """A status word outside the known set exits 2 naming it."""
+        """Text that cannot be one Status value exits 2 naming it (any word can)."""
         before = read_exact(ws.todo)
         assert_clean_error(
             batchaction("status", "set", "1", word, cwd=ws.repo), "invalid status", repr(word)

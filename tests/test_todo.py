@@ -22,7 +22,7 @@ FIXTURE_FACTS: dict[str, dict[str, Any]] = {
         "deps": {
             72: (),
             73: (72,),
-            74: (73,),
+            74: (73, 72),  # 72: "- **Blocks**: Tasks 73, 74, ..."
             76: (72, 73, 74, 75),
             77: (72, 73, 74, 75, 76),
             78: (72, 73, 74, 75, 76, 77),
@@ -46,7 +46,7 @@ FIXTURE_FACTS: dict[str, dict[str, Any]] = {
             318: ("[IMPLEMENTING]", "open"),
         },
         "deps": {218: (212,), 291: (290,), 264: (263,), 135: (132, 133, 134), 339: (338,)},
-        "dep_warnings": {257},
+        "dep_warnings": {257, 260},  # 260: "- **Blocking**: Axiom refactor (Prop → Type) ..."
     },
     "proofchecker-43ce1ce.md": {
         "count": 35,
@@ -63,7 +63,21 @@ FIXTURE_FACTS: dict[str, dict[str, Any]] = {
     "proofchecker-b9a45da.md": {
         "count": 20,
         "states": {151: ("[COMPLETED]", "done"), 129: ("[NOT STARTED]", "open")},
-        "deps": {128: (126, 127), 130: (129,), 138: (136, 137)},
+        # 154 "(supports Tasks 129 & 130)": "- **Blocking**: 129, 130".
+        "deps": {128: (126, 127), 129: (154,), 130: (129, 154), 138: (136, 137)},
+        "dep_warnings": set(),
+    },
+    "proofchecker-84be697.md": {
+        "count": 19,
+        "states": {911: ("[NOT STARTED]", "open"), 907: ("[COMPLETED]", "done")},
+        "deps": {911: (910,), 910: (909,), 909: (908,), 908: (907,), 843: (856,), 399: (398,)},
+        # 868 and 619: "- **Blocked on**: lean-lsp-mcp issue #115 ...", "GitHub owner/repo #N".
+        "dep_warnings": {619, 868},
+    },
+    "nvim-91ca30b.md": {
+        "count": 57,
+        "states": {670: ("[IMPLEMENTED]", "done"), 683: ("[NOT STARTED]", "open")},
+        "deps": {683: (682,), 670: ()},
         "dep_warnings": set(),
     },
     "proofchecker-e430f09.md": {
