@@ -6,6 +6,7 @@ prefix: ``Blocking Reason``, which batchaction writes itself, is not ``Blocking`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Literal, NamedTuple
@@ -36,6 +37,7 @@ _HINTS = ("depend", "require", "block")
 _IGNORED = re.compile(r"[\s_\-–—]+")
 
 
+@functools.lru_cache(maxsize=4096)  # field names repeat in every task
 def normalize(name: str) -> str:
     """The comparison key of a field name: ``Depends-On`` and ``depends on`` -> ``dependson``."""
     return _IGNORED.sub("", name).lower()

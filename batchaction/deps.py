@@ -32,6 +32,18 @@ _FOREIGN = re.compile(
 # A Markdown link to a URL is another tracker's item (``[#97](https://github.com/o/r/issues/97)``);
 # a link to a file or an anchor (``[Task 518](task-518.md)``) is read by its text.
 _URL_LINK = re.compile(r"\[[^\]\n]*+\]\(\s*+[a-z][a-z0-9+.-]*+://[^)\s]*+[^)]*+\)", re.IGNORECASE)
+# Values read without the full grammar: none, or task numbers of at most 18 digits, each bare,
+# after ``Task``/``Tasks`` or ``#``, separated by commas.
+_ITEM = r"(?:tasks?[ \t]++)?#?\d{1,18}+(?![\d.])"
+_SIMPLE = re.compile(
+    r"[ \t]*+(?:(?P<none>none|n/a|-)\.?|"
+    + _ITEM
+    + r"(?:[ \t]*+,[ \t]*+"
+    + _ITEM
+    + r")*+,?)[ \t]*+",
+    re.IGNORECASE,
+)
+_DIGITS = re.compile(r"\d++")
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _STRUCK = re.compile(r"~~[^~]*+~~")
 _DIGIT = re.compile(r"\d")
@@ -111,6 +123,11 @@ def parse_dependencies(value: str) -> Dependencies:
     holding a digit is not read and yields a warning quoting it, as does a value with no task
     reference at all. Never raises.
     """
+    simple = _SIMPLE.fullmatch(value)
+    if simple is not None:  # the common shapes: "None", "72", "Task 72, 73", "#12"
+        if simple["none"] is not None:
+            return Dependencies(())
+        return Dependencies(tuple(dict.fromkeys(int(n) for n in _DIGITS.findall(value))))
     problems: list[str] = []
     text = _COMMENT.sub(" ", value) if "<!--" in value else value
     if "](" in text:
@@ -123,9 +140,13 @@ def parse_dependencies(value: str) -> Dependencies:
             if _DIGIT.search(struck):
                 problems.append(f"struck-through {_quote(struck)} not read")
         text = _STRUCK.sub(" ", text)
-    for foreign in _FOREIGN.findall(text):
-        problems.append(f"{_quote(foreign)} is another tracker's reference, not a task: not read")
-    text = _FOREIGN.sub(" ", text).replace("[", " ").replace("]", " ")
+    if "#" in text or "/" in text or "-" in text or "no" in text.lower():
+        for foreign in _FOREIGN.findall(text):
+            problems.append(
+                f"{_quote(foreign)} is another tracker's reference, not a task: not read"
+            )
+        text = _FOREIGN.sub(" ", text)
+    text = text.replace("[", " ").replace("]", " ")
     text = text.strip().strip(".").strip()
     if not problems and (not text or _NONE.fullmatch(text) or re.match(r"none\b", text, re.I)):
         return Dependencies(())

@@ -78,6 +78,8 @@ def _refuse_duplicate(number: int, duplicates: Mapping[int, list[Task]], why: st
 
 def _refuse_repeated_status(task: Task, why: str) -> None:
     """A task with two Status fields has no single state: refuse it (exit 2), like duplicates."""
+    if not task.repeated:
+        return
     extra = [f for f in task.repeated if f.key == "status"]
     status = task.field("status")
     if extra and status is not None:

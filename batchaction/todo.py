@@ -159,7 +159,7 @@ def _front_matter_end(lines: list[str]) -> int:
     return 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Section:
     level: int
     number: int
@@ -168,28 +168,32 @@ class _Section:
     end: int
     fields: list[Field] = dataclass_field(default_factory=list)
     repeated: list[Field] = dataclass_field(default_factory=list)
+    keys: set[str] = dataclass_field(default_factory=set)
     # The plain list items indented under a field with an empty value, by the field's line.
-    items: dict[int, list[tuple[int, str]]] = dataclass_field(default_factory=dict)
+    items: dict[int, list[tuple[int, str]]] | None = None
     open_list: Field | None = None  # the empty field whose indented items are being read
 
     def add(self, field: Field) -> None:
-        if any(existing.key == field.key for existing in self.fields):
+        if field.key in self.keys:
             self.repeated.append(field)
         else:
+            self.keys.add(field.key)
             self.fields.append(field)
 
     def list_line(self, line: str, index: int, field: Field | None) -> None:
         """Follow the indented list under an empty field (``- **Dependencies**:`` + items)."""
+        target = self.open_list
         if field is not None and not field.value:
             self.open_list = field
             return
-        target = self.open_list
         if target is None:
             return
         item = _LIST_ITEM.match(line)
         if item is None or len(item[1].expandtabs(4)) <= len(target.indent.expandtabs(4)):
             self.open_list = None
         elif field is None:
+            if self.items is None:
+                self.items = {}
             self.items.setdefault(target.line, []).append((index, item[2]))
 
     def dependency_values(self, names: DependencyFields) -> list[tuple[Field, int, str, bool]]:
@@ -201,33 +205,21 @@ class _Section:
             if direction is None:
                 continue
             reverse = direction == "reverse"
-            if field.value or field.line not in self.items:
+            if field.value or self.items is None or field.line not in self.items:
                 found.append((field, field.line, field.value, reverse))
             else:
                 found.extend((field, line, text, reverse) for line, text in self.items[field.line])
-        return sorted(found, key=lambda entry: entry[1])
+        return sorted(found, key=lambda entry: entry[1]) if len(found) > 1 else found
 
     def to_task(self, table: StatusTable, shallow: bool, names: DependencyFields) -> Task | None:
-        own = {f.key: f for f in self.fields}
-        status = own.get("status")
-        if status is None:
+        if "status" not in self.keys:
             return None
-        task = Task(
-            number=self.number,
-            title=self.title,
-            level=self.level,
-            heading_line=self.heading,
-            end_line=self.end,
-            fields=tuple(self.fields),
-            repeated=tuple(self.repeated),
-            status=status.value,
-            state="open",
-            dependencies=(),
-            dependency_warnings=(),
-            effort_hours=None,
-        )
+        status = next(f for f in self.fields if f.key == "status")
         if shallow:
-            return task
+            return Task(
+                self.number, self.title, self.level, self.heading, self.end,
+                tuple(self.fields), tuple(self.repeated), status.value, "open", (), (), None,
+            )  # fmt: skip
         forward: list[int] = []
         reverse: list[int] = []
         warnings: list[tuple[int, str]] = []
@@ -236,14 +228,22 @@ class _Section:
             deps = parse_dependencies(value)
             (reverse if is_reverse else forward).extend(deps.numbers)
             warnings.extend((line, f"{field.name}: {w}") for w in deps.warnings)
-        effort = own.get("effort")
-        return task._replace(
-            state=classify(status.value, table),
-            dependencies=tuple(dict.fromkeys(forward)),
-            dependency_warnings=tuple(warnings),
-            effort_hours=parse_effort(effort.value) if effort else None,
-            dependency_line=values[0][0].line if values else None,
-            blocks=tuple(dict.fromkeys(reverse)),
+        effort = next((f for f in self.fields if f.key == "effort"), None)
+        return Task(
+            self.number,
+            self.title,
+            self.level,
+            self.heading,
+            self.end,
+            tuple(self.fields),
+            tuple(self.repeated),
+            status.value,
+            classify(status.value, table),
+            tuple(dict.fromkeys(forward)) if len(forward) > 1 else tuple(forward),
+            tuple(warnings),
+            parse_effort(effort.value) if effort else None,
+            values[0][0].line if values else None,
+            tuple(dict.fromkeys(reverse)) if len(reverse) > 1 else tuple(reverse),
         )
 
 
@@ -287,6 +287,7 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
     broken: list[tuple[int, str]] = []
     comment = False  # inside an HTML block comment: nothing shows until ``-->``
     inline_comment = False  # a paragraph's comment is open: its field lines do not show
+    owner: _Section | None = None  # the innermost open numbered section: fields go there
     for index in range(start, len(lines)):
         line = lines[index]
         stripped = line.lstrip(" \t")
@@ -337,9 +338,9 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
                 )
                 sections.append(section)
             stack.append((level, section))
+            owner = next((s for _, s in reversed(stack) if s is not None), None)
             inline_comment = False  # a heading interrupts the paragraph the comment was in
             continue
-        owner = next((s for _, s in reversed(stack) if s is not None), None) if stack else None
         if owner is None:
             continue
         field = None
@@ -347,11 +348,11 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
             field = _parse_field(line, index)
             if field is not None:
                 owner.add(field)
-            if not shallow:
+            if not shallow and (owner.open_list is not None or (field and not field.value)):
                 owner.list_line(line, index, field)
         elif owner.open_list is not None:
             owner.open_list = None
-        if field is None and not shallow:
+        if field is None and not shallow and ":" in line[:48]:
             like = _FIELD_LIKE.match(line)
             if like is not None:
                 key = normalize(like["name"])

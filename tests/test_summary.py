@@ -51,6 +51,8 @@ def every_outcome(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, 
     """One run where each outcome happens: 3 fails first, so --fail-fast cancels 7."""
     ws = make_workspace(tmp_path_factory.mktemp("summary"))
     ws.write(EVERY_OUTCOME)
+    with ws.todo.open("a", encoding="utf-8") as handle:
+        handle.write("\n### 9. Notes without a Status field\n\nText.\n")
     env = {
         "PROBE_SLEEP": "0.6",
         "PROBE_SLEEP_3": "0",
@@ -59,7 +61,7 @@ def every_outcome(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, 
         "PROBE_RESULT_2": json.dumps({"status": "in-progress", "summary": "plan written"}),
     }
     result = ws.run(
-        "1-8", "--max-parallel", "4", "--fail-fast", "--timeout", "1", "--grace", "1", env=env
+        "1-9", "--max-parallel", "4", "--fail-fast", "--timeout", "1", "--grace", "1", env=env
     )
     return ws, result
 
@@ -79,14 +81,14 @@ class TestJsonSummary:
         }
         assert result.summary is not None
         skipped = [(s["number"], s["reason"]) for s in result.summary["skipped"]]
-        assert skipped == [(6, "already-done"), (8, "not-found")]
+        assert skipped == [(6, "already-done"), (8, "not-found"), (9, "not-a-task")]
         assert result.summary["counts"] == {
             "completed": 1,
             "in-progress": 1,
             "failed": 1,
             "timed-out": 1,
             "blocked": 1,
-            "skipped": 2,
+            "skipped": 3,
             "cancelled": 1,
         }
 
@@ -123,7 +125,7 @@ class TestJsonSummary:
         summary = result.summary
         assert summary is not None
         assert summary["version"] == __version__
-        assert summary["selection"] == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert summary["selection"] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
         assert summary["strategy"] == "eager"
         assert summary["max_parallel"] == 4
         assert summary["waves"] == [[1, 2, 3, 4, 7], [5]]
