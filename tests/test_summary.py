@@ -170,7 +170,7 @@ class TestMarkdown:
             "❌ 1 failed",
             "⏱️ 1 timed out",
             "⛔ 1 blocked",
-            "⏭️ 2 skipped",
+            "⏭️ 3 skipped",
             "🚫 1 cancelled",
         ):
             assert part in first
