@@ -273,8 +273,16 @@ def parse_todo(
             gc.enable()
 
 
+_CODE_SPAN = re.compile(r"(`+)[^`]*+\1")
+
+
 def _opens_comment(line: str) -> bool:
-    """True when ``line`` leaves an HTML comment open (``<!--`` without a later ``-->``)."""
+    """True when ``line`` leaves an HTML comment open (``<!--`` without a later ``-->``).
+
+    A ``<!--`` inside a code span (``Handle `<!--` in templates``) is text, not a comment.
+    """
+    if "`" in line:
+        line = _CODE_SPAN.sub("", line)
     return line.rfind("<!--") > line.rfind("-->")
 
 

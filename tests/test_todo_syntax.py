@@ -59,6 +59,15 @@ class TestHtmlComments:
         assert [t.number for t in doc.tasks] == [5]
         assert doc.tasks[0].dependencies == ()
 
+    def test_comment_opener_in_a_code_span_is_text(self) -> None:
+        """GitHub shows the fields after ``Handle `<!--` in templates``: so do we."""
+        text = (
+            "### 4. A\n- **Status**: open\n\n### 5. Parser\nHandle `<!--` in templates.\n"
+            "- **Status**: open\n- **Dependencies**: 4\n"
+        )
+        doc = parse_todo(text)
+        assert [(t.number, t.dependencies) for t in doc.tasks] == [(4, ()), (5, (4,))]
+
     def test_comment_markers_in_code_are_code(self) -> None:
         text = "### 5. Task\n```html\n<!--\n```\n- **Status**: open\n"
         assert numbers(text) == [5]
