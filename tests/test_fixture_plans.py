@@ -9,6 +9,7 @@ was wrong and what the file really states; everything else must stay as it was.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,28 @@ def test_every_fixture_is_pinned(todo_fixture: Path) -> None:
 def test_fixture_unchanged_but_for_corrections(todo_fixture: Path, part: str) -> None:
     """States, dependency lists and the plan of every task are as pinned, corrections applied."""
     assert _current(todo_fixture)[part] == _expected(todo_fixture.name)[part]
+
+
+@pytest.mark.parametrize(
+    ("name", "selection", "waves", "skipped"),
+    [
+        # "- **Depends**: 910" under 911, "- **Depends**: 909" under 910.
+        ("proofchecker-84be697.md", "909-911", [[909], [910], [911]], []),
+        # 670 is "[IMPLEMENTED]"; 683: "- **Dependencies**: Task 682".
+        ("nvim-91ca30b.md", "670,682,683", [[682], [683]], [[670, "already-done"]]),
+    ],
+)
+def test_plan_of_the_new_fixtures(
+    cli: Callable[..., tuple[int, str, str]],
+    name: str,
+    selection: str,
+    waves: list[list[int]],
+    skipped: list[list[Any]],
+) -> None:
+    """``batchaction plan`` as a process on the two files where the old grammar went wrong."""
+    todo = HERE / "fixtures" / "todo" / name
+    code, out, err = cli("plan", selection, "--todo", str(todo), "--json", cwd=HERE)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["waves"] == waves
+    assert [[s["number"], s["reason"]] for s in data["skipped"]] == skipped
