@@ -8,6 +8,7 @@ the statuses back; publishes outputs, the job summary, annotations and a reply.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fnmatch
 import json
 import os
@@ -358,6 +359,15 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     on_write = _collector(ctx, settings, applied, todo_rel, status_commits)
     for warning in the_plan.warnings:
         wf.command("warning", warning)
+    if settings.isolation == "worktree":
+        wf.command(
+            "warning",
+            "isolation: worktree is not available in the action yet (its commit-back pushes "
+            "the work tree as it is): the tasks share the workspace",
+        )
+    # Until the commit-back pushes integrated history, the action runs every task in the
+    # workspace, as before.
+    settings = dataclasses.replace(settings, isolation="none")
     result = execute(
         RunRequest(
             settings=settings,

@@ -128,11 +128,16 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 def todo_for(args: argparse.Namespace, settings: Settings) -> Path:
     """The TODO file: ``--todo`` as typed (relative to the working directory, else to the
-    repository root), ``todo-path`` from the configuration file or the first usual place,
-    both from the repository root. BatchError (exit 2) when none is found.
+    repository root); else ``$BATCH_TODO_PATH`` (set for executors: the run's shared file);
+    else ``todo-path`` from the configuration file or the first usual place, both from the
+    repository root. BatchError (exit 2) when none is found.
     """
     base = root_base()
     given = getattr(args, "todo", None)
+    shared = os.environ.get("BATCH_TODO_PATH")
+    if not given and shared and not settings.todo_path:
+        # Inside a task's worktree: the shared TODO file, edited under its lock.
+        return Path(shared)
     if given:
         typed = Path(given)
         if typed.is_absolute() or typed.exists() or not (base / typed).exists():

@@ -38,7 +38,12 @@ def git(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``git ARGS`` in ``cwd`` (no prompts, C locale), ``input_text`` on its stdin.
+
+    Raises GitError (exit 1) on a non-zero exit when ``check``.
+    """
     full_env = dict(os.environ)
     full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
     if env:
@@ -50,7 +55,8 @@ def git(
         capture_output=True,
         text=True,
         check=False,
-        stdin=subprocess.DEVNULL,
+        input=input_text,
+        stdin=subprocess.DEVNULL if input_text is None else None,
     )
     if check and proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr + proc.stdout)

@@ -43,6 +43,12 @@ def register(commands: Any) -> None:
     run.add_argument("--retries", metavar="N", help="retries for failed tasks (default 0)")
     run.add_argument("--strategy", choices=("eager", "waves"), help="scheduling (default eager)")
     run.add_argument(
+        "--isolation",
+        choices=("worktree", "none"),
+        help="worktree: each task in its own git worktree, its commits integrated in dependency "
+        "order (default in a git repository with a commit); none: all tasks share the work tree",
+    )
+    run.add_argument(
         "--fail-fast",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -8,12 +8,13 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.planner import Plan
@@ -26,6 +27,9 @@ from batchaction.statuswriter import StatusWriter
 from batchaction.summary import build_summary, render_markdown
 from batchaction.todo import TodoDocument
 from batchaction.writeback import PatchResult
+
+if TYPE_CHECKING:
+    from batchaction.workspaces import Workspaces
 
 
 @dataclass
@@ -67,9 +71,12 @@ def execute(request: RunRequest) -> RunResult:
     writer = StatusWriter(
         request.todo, table, dict(settings.status_markers), on_write=request.on_write
     )
+    cwd = request.cwd or repository_root(Path.cwd())
+    started_in = request.cwd or Path.cwd()
+    workspaces = _workspaces(settings, cwd, started_in, request.todo.resolve(), request.reporter)
     options = RunOptions(
         executor=settings.executor,
-        cwd=request.cwd or repository_root(Path.cwd()),
+        cwd=cwd,
         todo_path=request.todo.resolve(),
         log_dir=log_dir.resolve(),
         work_dir=work_dir,
@@ -84,6 +91,7 @@ def execute(request: RunRequest) -> RunResult:
         secrets=request.secrets,
         expose_token=settings.expose_token,
         environ=request.environ,
+        workspaces=workspaces,
     )
     scheduler = Scheduler(
         request.plan,
@@ -98,11 +106,15 @@ def execute(request: RunRequest) -> RunResult:
     # not fatal: the statuses still drain, the summaries are still written, the exit is 128+N.
     with recorded_signals() as late:
         # While status writes drain, a second signal must not cut them in half.
+        final: dict[str, Any] = {"mode": "none"}
         try:
             runs = scheduler.run()
         finally:
             with _signals_deferred():
                 writer.close()
+                if workspaces is not None:
+                    final = {"mode": "worktree", "notices": list(workspaces.notices)}
+                    final.update(workspaces.close())
             shutil.rmtree(work_dir, ignore_errors=True)
         signum = scheduler.signal_received or (late[0] if late else None)
         warnings = list(request.plan.warnings)
@@ -127,6 +139,7 @@ def execute(request: RunRequest) -> RunResult:
                 for f in writer.failed
             ],
             interrupted_by=signal.Signals(signum).name if signum else None,
+            isolation=final,
         )
         markdown = render_markdown(summary)
         write_outputs(summary, markdown, request.summary_json, request.summary_md)
@@ -136,6 +149,45 @@ def execute(request: RunRequest) -> RunResult:
     else:
         code = EXIT_OK if summary["result"] == "success" else EXIT_TASKS_FAILED
     return RunResult(summary, markdown, code)
+
+
+def _workspaces(
+    settings: Settings, repo: Path, started_in: Path, todo: Path, reporter: Any
+) -> Workspaces | None:
+    """Worktree isolation when asked for, or by default in a git repository with a commit."""
+    from batchaction.workspaces import Workspaces, has_commits  # noqa: PLC0415
+
+    mode = settings.isolation
+    if mode == "none":
+        return None
+    if not has_commits(repo):
+        if mode == "worktree":
+            raise BatchError(
+                f"--isolation worktree needs a git repository with at least one commit; {repo} "
+                "is not one: commit first, or pass --isolation none"
+            )
+        _notice(reporter, "not a git repository with a commit: tasks share the work tree")
+        return None
+    workspaces = Workspaces(
+        repo=repo,
+        todo=todo,
+        max_parallel=settings.max_parallel,
+        started_in=started_in,
+        copy=settings.worktree_copy,
+        link=settings.worktree_link,
+        author=settings.task_author,
+    )
+    workspaces.open()
+    for notice in workspaces.notices:
+        _notice(reporter, notice)
+    return workspaces
+
+
+def _notice(reporter: Any, message: str) -> None:
+    if hasattr(reporter, "plan_warning"):
+        reporter.plan_warning(message)
+    else:
+        print(f"notice: {message}", file=sys.stderr)
 
 
 def write_outputs(

@@ -20,11 +20,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from batchaction import executor
+from batchaction.errors import BatchError
 from batchaction.planner import Plan
 from batchaction.writeback import StatusChange, today
+
+if TYPE_CHECKING:
+    from batchaction.workspaces import Workspaces
 
 TaskOutcome = Literal[
     "pending", "completed", "in-progress", "failed", "timed-out", "blocked", "skipped", "cancelled"
@@ -51,6 +55,8 @@ class TaskRun:
     log_path: str | None = None
     log_tail: list[str] = field(default_factory=list)
     previous_status: str = ""
+    branch: str | None = None  # where work that was not integrated is kept (worktree isolation)
+    commits: int = 0  # commits integrated (worktree isolation)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class RunOptions:
     secrets: tuple[str, ...] = ()
     expose_token: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    workspaces: Workspaces | None = None  # worktree isolation, else every task runs in cwd
 
 
 class Reporter:
@@ -289,12 +296,21 @@ class Scheduler:
         if not first_attempt:
             os.write(log_fd, f"\n--- attempt {run.attempts} ---\n".encode())
         command = executor.command_for(opts.executor, number)
+        cwd = opts.cwd
         try:
-            popen = executor.spawn(command, cwd=opts.cwd, env=env, log=log_fd, stream=opts.stream)
-        except OSError as exc:
+            if opts.workspaces is not None:
+                tree = opts.workspaces.start(number)
+                cwd = tree.path
+                env.update(opts.workspaces.environment(tree))
+                command = opts.workspaces.command(command)
+            popen = executor.spawn(command, cwd=cwd, env=env, log=log_fd, stream=opts.stream)
+        except (OSError, BatchError) as exc:
             os.close(log_fd)
+            if opts.workspaces is not None and number in opts.workspaces.busy_numbers():
+                opts.workspaces.finish(number, task.title, integrate=False, keep=False)
             run.outcome = "failed"
-            run.reason = f"could not start the executor: {exc.strerror or exc}"
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            run.reason = f"could not start the executor: {problem}"
             self.submit(StatusChange(number, "failed", today(), run.reason))
             self.reporter.task_finished(run, self._running())
             self._after_failure(run)
@@ -402,6 +418,8 @@ class Scheduler:
         else:
             run.outcome = "completed"
             run.reason = summary
+        if self.options.workspaces is not None:
+            self._collect_work(run)
         if run.outcome in ("failed", "timed-out") and (
             run.attempts <= self.options.retries and not self.stopping
         ):
@@ -424,6 +442,32 @@ class Scheduler:
                     self._make_ready(child)
         elif run.outcome == "in-progress":
             self._block_dependents(run, f"waits for task {run.number}, still in progress")
+
+    def _collect_work(self, run: TaskRun) -> None:
+        """Worktree isolation: integrate a finished task's work, or keep it on its branch."""
+        assert self.options.workspaces is not None
+        integrate = run.outcome in ("completed", "in-progress")
+        try:
+            work = self.options.workspaces.finish(
+                run.number, run.title, integrate=integrate, keep=not integrate
+            )
+        except (OSError, BatchError) as exc:
+            run.outcome = "failed"
+            run.reason = f"could not integrate the task's work: {exc}"
+            return
+        run.branch = work.branch
+        run.commits += len(work.integrated)
+        if work.conflicts:
+            run.outcome = "failed"
+            run.reason = (
+                "conflict in "
+                + ", ".join(work.conflicts[:10])
+                + (f" (kept on {work.branch})" if work.branch else "")
+            )
+        elif work.branch and run.outcome in ("failed", "timed-out", "cancelled"):
+            run.reason = f"{run.reason or run.outcome} (work kept on {work.branch})"
+        if work.todo_conflict:
+            run.reason = f"{run.reason}; {work.todo_conflict}" if run.reason else work.todo_conflict
 
     def _after_failure(self, run: TaskRun) -> None:
         word = "timed-out" if run.outcome == "timed-out" else "failed"

@@ -171,6 +171,10 @@ class Settings:
     status_markers: tuple[tuple[str, str], ...] = ()
     dependency_fields: tuple[str, ...] = ()
     reverse_dependency_fields: tuple[str, ...] = ()
+    isolation: str | None = None  # worktree or none; None: worktree in a git repository
+    worktree_copy: tuple[str, ...] = ()
+    worktree_link: tuple[str, ...] = ()
+    task_author: str | None = None  # "Name <email>" for commits made on a task's behalf
 
     def with_values(self, values: Mapping[str, Any], origin: str) -> Settings:
         """A copy with kebab-case ``values`` applied; unknown keys and bad values -> exit 2."""
@@ -222,6 +226,10 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "done-markers": _text_list,
     "closed-markers": _text_list,
     "status-markers": _markers,
+    "isolation": _choice("worktree", "none"),
+    "worktree-copy": _text_list,
+    "worktree-link": _text_list,
+    "task-author": _optional_text,
     "dependency-fields": _field_names,
     "reverse-dependency-fields": _field_names,
 }

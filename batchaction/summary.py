@@ -55,6 +55,7 @@ def build_summary(
     failed_updates: Sequence[Mapping[str, Any]] = (),
     interrupted_by: str | None = None,
     commit: Mapping[str, Any] | None = None,
+    isolation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     tasks = [
         {
@@ -70,6 +71,8 @@ def build_summary(
             "reason": run.reason,
             "log_path": run.log_path,
             "log_tail": list(run.log_tail),
+            "branch": run.branch,
+            "integrated_commits": run.commits,
         }
         for run in sorted(runs.values(), key=lambda r: (r.wave or 10**9, r.number))
     ]
@@ -96,6 +99,7 @@ def build_summary(
         "status_updates_failed": list(failed_updates),
         "log_dir": log_dir,
         "commit": dict(commit) if commit else {"sha": None, "pushed": False, "attempts": 0},
+        "isolation": dict(isolation) if isolation else {"mode": "none"},
         "interrupted_by": interrupted_by,
         "result": result_of(counts, interrupted_by is not None),
     }

@@ -1,0 +1,254 @@
+"""Workspaces: where each task runs, and how its work reaches the branch (``--isolation``).
+
+With ``worktree`` isolation every task runs in a worktree of its own (``worktrees.py``), started
+at the integration tip, which holds the integrated work of every task that finished before it
+(its dependencies included). When the task ends, what it left is committed on its behalf, its
+edits to its TODO copy are merged into the shared file (``todomerge.py``), and its commits are
+replayed onto the tip (``integration.py``) before any dependent starts. Work that is not
+integrated (failed, timed out, conflicting, cancelled) is kept on
+``batchaction/<run-id>/task-<n>``. At the end the current branch is fast-forwarded to the tip,
+or, when that cannot be done safely, the tip is left on ``batchaction/<run-id>``.
+
+Every git call on the main repository happens under one lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchaction.gitops import current_branch, git
+from batchaction.integration import IntegrationRef
+from batchaction.todomerge import merge_task_edits
+from batchaction.worktrees import Worktree, WorktreePool, commit_leftovers, salvage_orphans
+
+IDENTITY_NAME = "batchaction"
+IDENTITY_EMAIL = "batchaction@users.noreply.github.com"
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+def has_commits(repo: Path) -> bool:
+    """True in a git work tree whose HEAD names a commit (worktrees need one to start from)."""
+    try:
+        return (
+            git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=repo, check=False).returncode
+            == 0
+        )
+    except OSError:  # no git at all
+        return False
+
+
+def _identity(repo: Path, author: str | None) -> dict[str, str]:
+    """Commit identity: ``author`` ("Name <email>") or the repository's user, else batchaction."""
+    name = git("config", "user.name", cwd=repo, check=False).stdout.strip()
+    email = git("config", "user.email", cwd=repo, check=False).stdout.strip()
+    if author and "<" in author:
+        name, _, rest = author.partition("<")
+        name, email = name.strip(), rest.rstrip(">").strip()
+    name, email = name or IDENTITY_NAME, email or IDENTITY_EMAIL
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+@dataclass
+class TaskWork:
+    """What became of one task's work."""
+
+    integrated: tuple[str, ...] = ()  # new commits on the integration tip
+    conflicts: tuple[str, ...] = ()
+    branch: str | None = None  # where work that was not integrated is kept
+    todo_conflict: str | None = None
+
+
+@dataclass
+class Workspaces:
+    """One run's worktrees and integration ref. ``todo`` is the shared TODO file (absolute);
+    ``started_in`` the directory ``run`` started in (for relative executor paths)."""
+
+    repo: Path
+    todo: Path
+    max_parallel: int
+    started_in: Path
+    copy: tuple[str, ...] = ()
+    link: tuple[str, ...] = ()
+    author: str | None = None
+    branch_prefix: str | None = None  # default batchaction/<run-id>
+    run_id: str = field(default_factory=new_run_id)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    notices: list[str] = field(default_factory=list)
+    branches: dict[int, str] = field(default_factory=dict)
+    start_sha: str = ""
+    ref: IntegrationRef | None = None
+    pool: WorktreePool | None = None
+
+    def _opened(self) -> tuple[WorktreePool, IntegrationRef]:
+        if self.pool is None or self.ref is None:
+            raise RuntimeError("Workspaces.open() was not called")
+        return self.pool, self.ref
+
+    @property
+    def prefix(self) -> str:
+        return self.branch_prefix or f"batchaction/{self.run_id}"
+
+    @property
+    def todo_rel(self) -> str:
+        return Path(os.path.relpath(self.todo, self.repo)).as_posix()
+
+    def open(self) -> None:
+        """Salvage killed runs' worktrees, note uncommitted tracked changes, make the ref."""
+        ident = _identity(self.repo, self.author)
+        with self.lock:
+            for branch in salvage_orphans(self.repo, self.todo_rel, ident):
+                self.notices.append(f"work left by a killed run was saved on {branch}")
+            dirty = git("diff", "--name-only", "HEAD", cwd=self.repo).stdout.split()
+            dirty = [p for p in dirty if p not in (self.todo_rel, self.todo_rel + ".lock")]
+            if dirty:
+                self.notices.append(
+                    "uncommitted changes to tracked files are not in the tasks' worktrees: "
+                    + ", ".join(dirty[:10])
+                    + (" ..." if len(dirty) > 10 else "")
+                    + " (commit them first for the tasks to see them)"
+                )
+            self.start_sha = git("rev-parse", "HEAD", cwd=self.repo).stdout.strip()
+            self.ref = IntegrationRef(
+                self.repo,
+                f"refs/batchaction/{self.run_id}/tip",
+                self.start_sha,
+                strip=[self.todo_rel, self.todo_rel + ".lock"],
+                committer={k: v for k, v in ident.items() if k.startswith("GIT_COMMITTER")},
+            )
+            self.pool = WorktreePool(
+                self.repo, self.run_id, self.max_parallel, self.todo_rel, self.copy, self.link
+            )
+            self.pool.open()
+
+    # -- per task -----------------------------------------------------------------------------
+
+    def start(self, number: int) -> Worktree:
+        """A worktree at the current tip with the shared TODO file as it is now."""
+        pool, ref = self._opened()
+        from filelock import FileLock  # noqa: PLC0415
+
+        from batchaction.writeback import lock_path  # noqa: PLC0415
+
+        with FileLock(lock_path(self.todo), thread_local=False, timeout=60):
+            todo_text = self.todo.read_bytes().decode("utf-8")
+        with self.lock:
+            return pool.acquire(number, ref.tip, todo_text)
+
+    def command(self, command: str) -> str:
+        """The executor command with its first word resolved against where ``run`` started,
+        when it is a path (has a ``/``) that is not a tracked file of the repository."""
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return command
+        if not words or "/" not in words[0]:
+            return command
+        first = words[0]
+        if Path(first).is_absolute():
+            return command
+        rel = os.path.relpath((self.started_in / first).resolve(), self.repo)
+        with self.lock:
+            tracked = git("ls-files", "--error-unmatch", "--", rel, cwd=self.repo, check=False)
+        if tracked.returncode == 0 and not rel.startswith(".."):
+            return command
+        resolved = shlex.quote(str((self.started_in / first).resolve()))
+        return (
+            resolved + command[command.index(first) + len(first) :] if first in command else command
+        )
+
+    def busy_numbers(self) -> set[int]:
+        return set(self.pool.busy) if self.pool is not None else set()
+
+    def environment(self, tree: Worktree) -> dict[str, str]:
+        return {"BATCH_WORKTREE": str(tree.path), "BATCH_BASE_SHA": tree.start}
+
+    def finish(self, number: int, title: str, integrate: bool, keep: bool) -> TaskWork:
+        """Commit the task's leftovers, merge its TODO edits, then integrate its commits
+        (``integrate``) or keep them on the task's branch (``keep``); frees the worktree."""
+        pool, ref = self._opened()
+        tree = pool.busy[number]
+        ident = _identity(self.repo, self.author)
+        work = TaskWork()
+        try:
+            head = commit_leftovers(
+                tree.path, f"task {number}: {title}", ident, exclude=pool.excluded()
+            )
+            work.todo_conflict = self._merge_todo(number, tree)
+            with self.lock:
+                if integrate:
+                    result = ref.integrate(number, title, tree.start, head)
+                    work.integrated, work.conflicts = result.commits, result.conflicts
+                if (keep or work.conflicts or work.todo_conflict) and head != tree.start:
+                    branch = f"{self.prefix}/task-{number}"
+                    git("branch", "--force", branch, head, cwd=self.repo)
+                    work.branch = self.branches[number] = branch
+        finally:
+            with self.lock:
+                pool.release(number)
+        return work
+
+    def _merge_todo(self, number: int, tree: Worktree) -> str | None:
+        from filelock import FileLock  # noqa: PLC0415
+
+        from batchaction.writeback import atomic_replace, lock_path  # noqa: PLC0415
+
+        copy = tree.path / self.todo_rel
+        try:
+            theirs = copy.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None  # deleted or binary: nothing of it is merged
+        if theirs == tree.todo_copy:
+            return None
+        with FileLock(lock_path(self.todo), thread_local=False, timeout=60):
+            ours = self.todo.read_bytes().decode("utf-8")
+            merged = merge_task_edits(tree.todo_copy, theirs, ours, number)
+            if merged.changed:
+                atomic_replace(self.todo, merged.text.encode("utf-8"))
+        return merged.conflict
+
+    # -- end ----------------------------------------------------------------------------------
+
+    def close(self) -> dict[str, str | None]:
+        """Remove the worktrees and the private ref; bring the branch to the tip.
+
+        Returns ``{"tip", "branch", "result_branch", "message"}`` for the summary.
+        """
+        pool, ref = self._opened()
+        with self.lock:
+            pool.close()
+            tip = ref.tip
+            ref.delete()
+            final: dict[str, str | None] = {"tip": tip, "branch": None, "result_branch": None}
+            if tip == self.start_sha:
+                final["message"] = None
+                return final
+            branch = current_branch(self.repo)
+            head = git("rev-parse", "HEAD", cwd=self.repo).stdout.strip()
+            moved = None
+            if branch and head == self.start_sha:
+                moved = git("merge", "--ff-only", "--quiet", tip, cwd=self.repo, check=False)
+            if moved is not None and moved.returncode == 0:
+                final["branch"] = branch
+                final["message"] = f"{branch} fast-forwarded to {tip[:12]}"
+            else:
+                result = self.prefix
+                git("branch", "--force", result, tip, cwd=self.repo)
+                final["result_branch"] = result
+                final["message"] = (
+                    f"the integrated work is on {result} (the work tree could not be "
+                    f"fast-forwarded safely): take it with git merge --ff-only {result}"
+                )
+            return final

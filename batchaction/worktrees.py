@@ -1,0 +1,212 @@
+"""Task worktrees: a pool of git worktrees outside the work tree, one per running task.
+
+Worktrees live under ``<git-common-dir>/batchaction/worktrees/<run-id>/slot-<k>`` and share the
+repository's object store. At most ``size`` exist; a finished task's worktree is reset to the
+next task's start (``checkout --detach --force``, ``clean -ffdx``) instead of checking the
+repository out again. ``owner.json`` beside the slots names the run's process (pid and start
+time), so a later run recognises the worktrees of a run that was killed and salvages their work
+before removing them, and never touches those of a run that is still alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchaction.gitops import git
+
+
+def process_start_time(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks since boot (``/proc/PID/stat`` field 22), or
+    None when there is no such process: with the pid, it names one process across pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def common_dir(repo: Path) -> Path:
+    path = Path(git("rev-parse", "--git-common-dir", cwd=repo).stdout.strip())
+    return path if path.is_absolute() else (repo / path).resolve()
+
+
+@dataclass
+class Worktree:
+    path: Path
+    slot: int
+    start: str = ""  # the commit the current task started from
+    number: int | None = None  # the task using it
+    todo_copy: str = ""  # the TODO file's text when the task started (for the 3-way merge)
+
+
+@dataclass
+class WorktreePool:
+    """Worktrees for one run. ``todo`` is the TODO file's path relative to the repository root;
+    ``copy`` and ``link`` are glob patterns of untracked files copied or symlinked into every
+    worktree from the main work tree. Git failures raise ``GitError`` (exit 1)."""
+
+    repo: Path
+    run_id: str
+    size: int
+    todo: str
+    copy: Sequence[str] = ()
+    link: Sequence[str] = ()
+    free: list[Worktree] = field(default_factory=list)
+    busy: dict[int, Worktree] = field(default_factory=dict)
+    made: int = 0
+
+    @property
+    def root(self) -> Path:
+        return common_dir(self.repo) / "batchaction" / "worktrees" / self.run_id
+
+    def open(self) -> None:
+        """Claim this run's directory: ``owner.json`` with this process's pid and start time."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        owner = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+        (self.root / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
+
+    def acquire(self, number: int, start: str, todo_text: str) -> Worktree:
+        """A clean worktree at ``start`` for task ``number``, holding ``todo_text`` as its TODO
+        file and the ``copy``/``link`` files."""
+        if self.free:
+            tree = self.free.pop()
+            git("checkout", "--quiet", "--detach", "--force", start, cwd=tree.path)
+            git("clean", "-ffdxq", cwd=tree.path)
+        else:
+            self.made += 1
+            tree = Worktree(self.root / f"slot-{self.made}", self.made)
+            git("worktree", "add", "--quiet", "--detach", "--force", str(tree.path), start,
+                cwd=self.repo)  # fmt: skip
+        tree.start, tree.number, tree.todo_copy = start, number, todo_text
+        target = tree.path / self.todo
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(todo_text)
+        self._bring_files(tree)
+        (self.root / f"slot-{tree.slot}.json").write_text(
+            json.dumps({"task": number, "start": start}), encoding="utf-8"
+        )
+        self.busy[number] = tree
+        return tree
+
+    def release(self, number: int) -> None:
+        tree = self.busy.pop(number)
+        tree.number = None
+        (self.root / f"slot-{tree.slot}.json").unlink(missing_ok=True)
+        self.free.append(tree)
+
+    def close(self) -> None:
+        """Remove every worktree of this run and its directory (the branches stay)."""
+        for tree in [*self.free, *self.busy.values()]:
+            git("worktree", "remove", "--force", "--force", str(tree.path), cwd=self.repo,
+                check=False)  # fmt: skip
+        self.free.clear()
+        self.busy.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+        git("worktree", "prune", cwd=self.repo, check=False)
+
+    def excluded(self) -> list[str]:
+        """Pathspecs that a task's leftovers never include: the TODO file, its lock and the
+        copied or linked files."""
+        paths = [self.todo, self.todo + ".lock", *self.copy, *self.link]
+        return [f":(exclude,glob){p}" for p in paths]
+
+    def _bring_files(self, tree: Worktree) -> None:
+        exclude = Path(git("rev-parse", "--git-path", "info/exclude", cwd=tree.path).stdout.strip())
+        if not exclude.is_absolute():
+            exclude = tree.path / exclude
+        wanted: list[str] = []
+        for patterns, linked in ((self.copy, False), (self.link, True)):
+            for pattern in patterns:
+                for source in sorted(self.repo.glob(pattern)):
+                    rel = source.relative_to(self.repo)
+                    target = tree.path / rel
+                    if target.exists() or target.is_symlink():
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if linked:
+                        target.symlink_to(source.resolve())
+                    elif source.is_dir():
+                        shutil.copytree(source, target, symlinks=True)
+                    else:
+                        shutil.copy2(source, target)
+                    wanted.append("/" + rel.as_posix())
+        if wanted:
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            present = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+            missing = [w for w in wanted if w not in present.splitlines()]
+            if missing:
+                with exclude.open("a", encoding="utf-8") as handle:
+                    if present and not present.endswith("\n"):
+                        handle.write("\n")
+                    handle.write("".join(m + "\n" for m in missing))
+
+
+def orphaned_runs(repo: Path) -> list[Path]:
+    """Run directories whose owner process is gone (killed runs): their worktrees hold work."""
+    base = common_dir(repo) / "batchaction" / "worktrees"
+    found: list[Path] = []
+    for run_dir in sorted(base.glob("*")) if base.is_dir() else []:
+        try:
+            owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
+            pid, start = int(owner["pid"]), owner.get("start")
+        except (OSError, ValueError, KeyError, TypeError):
+            found.append(run_dir)
+            continue
+        if process_start_time(pid) is None or process_start_time(pid) != start:
+            found.append(run_dir)
+    return found
+
+
+def salvage_orphans(repo: Path, todo: str, committer: dict[str, str]) -> list[str]:
+    """Commit the work left in killed runs' worktrees to ``batchaction/<run-id>/task-<n>``,
+    then remove those worktrees. Returns the branch names made."""
+    branches: list[str] = []
+    for run_dir in orphaned_runs(repo):
+        for slot in sorted(run_dir.glob("slot-*.json")):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                info = json.loads(slot.read_text(encoding="utf-8"))
+                tree = run_dir / slot.stem
+                if not tree.is_dir():
+                    continue
+                branch = f"batchaction/{run_dir.name}/task-{int(info['task'])}"
+                head = commit_leftovers(
+                    tree, f"task {int(info['task'])}: work left by a killed run", committer,
+                    exclude=[f":(exclude){todo}.lock"],
+                )  # fmt: skip
+                git("branch", "--force", branch, head, cwd=repo)
+                branches.append(branch)
+        for tree in run_dir.glob("slot-*"):
+            if tree.is_dir():
+                git("worktree", "remove", "--force", "--force", str(tree), cwd=repo, check=False)
+        ref = f"refs/batchaction/{run_dir.name}/tip"
+        tip = git("rev-parse", "--verify", "-q", ref, cwd=repo, check=False).stdout.strip()
+        if tip:
+            merged = git("merge-base", "--is-ancestor", tip, "HEAD", cwd=repo, check=False)
+            if merged.returncode != 0:  # integrated work that never reached the branch
+                branch = f"batchaction/{run_dir.name}"
+                git("branch", "--force", branch, tip, cwd=repo)
+                branches.append(branch)
+            git("update-ref", "-d", ref, cwd=repo, check=False)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if branches or orphaned_runs(repo):
+        git("worktree", "prune", cwd=repo, check=False)
+    return branches
+
+
+def commit_leftovers(
+    tree: Path, message: str, identity: dict[str, str], *, exclude: Sequence[str] = ()
+) -> str:
+    """Commit what a task left behind in its worktree (changes to tracked files, untracked files
+    that are not ignored; never ``exclude``); returns the worktree's HEAD afterwards."""
+    git("add", "-A", "--", ".", *exclude, cwd=tree)
+    staged = git("diff", "--cached", "--quiet", cwd=tree, check=False)
+    if staged.returncode == 1:
+        git("commit", "--quiet", "--no-verify", "-m", message, cwd=tree, env=identity)
+    return git("rev-parse", "HEAD", cwd=tree).stdout.strip()
