@@ -91,6 +91,9 @@ class HumanReporter(Reporter):
         name = signal.Signals(signum).name
         self._line(f"{name}: stopping; running tasks get the grace period", permanent=True)
 
+    def notice(self, message: str) -> None:
+        self._line(f"notice: {message}", permanent=True)
+
 
 def configure_json_logging(out: TextIO | None = None) -> None:
     import structlog  # noqa: PLC0415 - only --log-format json pays for it
@@ -140,6 +143,9 @@ class JsonReporter(Reporter):
 
     def plan_warning(self, message: str) -> None:
         self.log.warning("plan_warning", message=message)
+
+    def notice(self, message: str) -> None:
+        self.log.info("notice", message=message)
 
     def run_finished(self, summary: Mapping[str, Any]) -> None:
         self.log.info(

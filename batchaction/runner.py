@@ -152,7 +152,7 @@ def execute(request: RunRequest) -> RunResult:
 
 
 def _workspaces(
-    settings: Settings, repo: Path, started_in: Path, todo: Path, reporter: Any
+    settings: Settings, repo: Path, started_in: Path, todo: Path, reporter: Reporter | None
 ) -> Workspaces | None:
     """Worktree isolation when asked for, or by default in a git repository with a commit."""
     from batchaction.workspaces import Workspaces, has_commits  # noqa: PLC0415
@@ -183,9 +183,9 @@ def _workspaces(
     return workspaces
 
 
-def _notice(reporter: Any, message: str) -> None:
-    if hasattr(reporter, "plan_warning"):
-        reporter.plan_warning(message)
+def _notice(reporter: Reporter | None, message: str) -> None:
+    if reporter is not None:
+        reporter.notice(message)
     else:
         print(f"notice: {message}", file=sys.stderr)
 

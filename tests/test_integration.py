@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,8 +15,6 @@ COMMITTER = {"GIT_COMMITTER_NAME": "batchaction", "GIT_COMMITTER_EMAIL": "ba@exa
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    import os
-
     full = {**os.environ, **COMMITTER, **(env or {})}
     return subprocess.run(
         ["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=full
@@ -61,8 +60,10 @@ class TestReplay:
         head2 = commit(repo, {"a.txt": "a1\na2\nA3\n", "b.txt": "B\n"}, "task 2", author="agent2")
         first = ref.integrate(1, "One", start, head1)
         second = ref.integrate(2, "Two", start, head2)
-        assert first.ok and second.ok
-        assert len(first.commits) == 2 and len(second.commits) == 1
+        assert first.ok
+        assert second.ok
+        assert len(first.commits) == 2
+        assert len(second.commits) == 1
         log = git(repo, "log", "--format=%an|%s|%P", REF).splitlines()
         assert [line.split("|")[:2] for line in log] == [
             ["agent2", "task 2"],
@@ -112,10 +113,12 @@ class TestReplay:
         git(repo, "merge", "-q", "--no-edit", "side", env={"GIT_AUTHOR_NAME": "agent7"})
         head = git(repo, "rev-parse", "HEAD")
         result = ref.integrate(7, "Seven", start, head)
-        assert result.ok and len(result.commits) == 1
+        assert result.ok
+        assert len(result.commits) == 1
         message = git(repo, "log", "-1", "--format=%an|%B", REF)
         assert message.startswith("agent7|task 7: Seven")
-        assert "side work" in message and "main work" in message
+        assert "side work" in message
+        assert "main work" in message
         assert {"side.txt", "main.txt"} <= set(files_at(repo, REF))
 
     def test_nothing_to_integrate(self, repo: Path) -> None:
@@ -123,4 +126,5 @@ class TestReplay:
         ref = IntegrationRef(repo, REF, start)
         assert ref.integrate(1, "One", start, start).commits == ()
         ref.delete()
-        assert subprocess.run(["git", "rev-parse", "--verify", "-q", REF], cwd=repo).returncode
+        found = subprocess.run(["git", "rev-parse", "--verify", "-q", REF], cwd=repo, check=False)
+        assert found.returncode != 0

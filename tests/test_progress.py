@@ -128,7 +128,8 @@ class TestConsoleProgress:
         _, _, err = result
         before = err.split("===== batchaction summary =====", 1)[0].strip("\n").splitlines()
         assert before[0] == "warning: task 6 is not in TODO.md: skipped"
-        lines = [Line.parse(text) for text in before[1:]]
+        assert before[1] == "notice: not a git repository with a commit: tasks share the work tree"
+        lines = [Line.parse(text) for text in before[2:]]
         assert len(lines) == 3 + TOTAL  # three starts, five finishes
         assert all(line.total == TOTAL for line in lines)
 
@@ -320,6 +321,9 @@ def test_live_line_on_a_terminal(tmp_path: Path) -> None:
     assert out == b""
     text = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
     erase = "\r\x1b[K"
+    notice = erase + "notice: not a git repository with a commit: tasks share the work tree\n"
+    assert text.startswith(notice)
+    text = text.removeprefix(notice)
     assert text.startswith(erase + "[0/2] start 1 | running 1" + erase + "[1/2] done 1 (")
     assert erase + "[1/2] start 2 | running 2" + erase + "[2/2] done 2 (" in text
     assert "\n===== batchaction summary =====\n" in text
