@@ -1,20 +1,21 @@
 """The scheduler: runs the plan's tasks as processes, eager or in strict waves.
 
 One thread, one ``selectors`` loop over process fds (pidfd), output pipes and the signal wake-up
-pipe; timeouts come from the loop's deadline. Status changes are queued to the writer thread,
-so the hand-off from a finished task to its dependents never waits on the disk.
+pipe; timeouts come from the loop's deadline. Which task starts next is ``policy.py``; how
+processes are started, watched and stopped is ``supervision.py``; where a task runs and how its
+work is integrated is ``workspaces.py``. This module decides outcomes, retries, blocking and the
+status changes, which go to the writer thread: the hand-off from a finished task to its
+dependents never waits on the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import heapq
 import json
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Literal
 from batchaction import executor
 from batchaction.errors import BatchError
 from batchaction.planner import Plan
+from batchaction.policy import ReadyQueue, retry_delay
+from batchaction.supervision import Proc, Supervisor, exit_reason, install_handlers
 from batchaction.writeback import StatusChange, today
 
 if TYPE_CHECKING:
@@ -34,7 +37,6 @@ TaskOutcome = Literal[
     "pending", "completed", "in-progress", "failed", "timed-out", "blocked", "skipped", "cancelled"
 ]
 FINISHED = frozenset({"completed", "in-progress", "failed", "timed-out", "blocked", "cancelled"})
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_WAIT = 3600.0  # longest single wait of the loop; it wakes up and waits again
 
 
@@ -91,29 +93,6 @@ class Reporter:
     def notice(self, message: str) -> None: ...
 
 
-@dataclass
-class _Proc:
-    run: TaskRun
-    popen: subprocess.Popen[bytes]
-    pidfd: int
-    pgid: int
-    started: float
-    deadline: float
-    log_fd: int
-    result_file: Path
-    pipe: int | None = None
-    partial: bytes = b""
-    timed_out: bool = False
-    cancelled: bool = False
-    kill_at: float | None = None
-
-
-@dataclass
-class _Lingering:
-    pgid: int
-    kill_at: float
-
-
 class Scheduler:
     def __init__(
         self,
@@ -146,44 +125,43 @@ class Scheduler:
                 reason=blocked.reason,
                 previous_status=task.status,
             )
-        self.dependents = plan.dependents()
-        self.waiting = {n: len(plan.edges.get(n, ())) for n in plan.run}
-        self.ready: list[tuple[float, int]] = []
-        self.delayed: list[tuple[float, int]] = []
-        self.procs: dict[int, _Proc] = {}  # by pidfd
-        self.lingering: list[_Lingering] = []
+        self.queue = ReadyQueue(plan, options.strategy)
+        self.dependents = self.queue.dependents
+        self.sup: Supervisor | None = None
         self.stopping = False
         self.failed_first: int | None = None
         self.signal_received: int | None = None
         self.hurry = False  # a second SIGINT: no more grace for anything
-        self.current_wave = 1
 
     # -- public -----------------------------------------------------------------------------
 
     def run(self) -> dict[int, TaskRun]:
         for blocked in self.plan.blocked:
             self.submit(StatusChange(blocked.number, "blocked", today(), blocked.reason))
-        for number in self.plan.run:
-            if self.waiting[number] == 0:
-                self._make_ready(number)
+        self.queue.initial()
         selector = selectors.DefaultSelector()
+        sup = self.sup = Supervisor(selector, self.options.grace, self.reporter.output)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
-        previous_handlers = self._install_signals()
+        previous_handlers = install_handlers(self._on_signal)
         previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         # This loop mostly waits in system calls; when the status writer thread is busy
         # parsing, a short switch interval hands the GIL back to the loop quickly.
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
         try:
-            self._loop(selector, wake_r)
+            self._loop(selector, sup, wake_r)
         finally:
             try:
                 # Still under our handlers: a second Ctrl-C here ends the wait for lingering
                 # groups instead of raising KeyboardInterrupt and leaving them behind.
-                self._kill_everything()
+                sup.kill_everything(lambda: self.hurry)
+                for run in self.runs.values():
+                    if run.outcome == "pending":
+                        run.outcome = "cancelled"
+                        run.reason = run.reason or "not started"
             finally:
                 sys.setswitchinterval(previous_interval)
                 signal.set_wakeup_fd(previous_wakeup)
@@ -196,76 +174,48 @@ class Scheduler:
 
     # -- loop -------------------------------------------------------------------------------
 
-    def _loop(self, selector: selectors.BaseSelector, wake_r: int) -> None:
+    def _loop(self, selector: selectors.BaseSelector, sup: Supervisor, wake_r: int) -> None:
         while True:
-            self._launch(selector)
-            if not self.procs and not self.delayed and not self._can_launch():
+            self._launch(sup)
+            idle = not sup.procs and not self.queue.delayed
+            if idle and (self.stopping or not self.queue.ready):
                 break
             now = time.monotonic()
-            timeout = self._next_deadline(now)
+            moments = sup.moments() + self.queue.next_retry()
+            # Capped: epoll refuses waits of more than ~24.8 days (a --timeout of 720h crashed).
+            timeout = min(max(0.0, min(moments) - now), MAX_WAIT) if moments else None
             for key, _ in selector.select(timeout):
                 kind, proc = key.data
                 if kind == "wake":
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 512)
                 elif kind == "exit":
-                    self._finish(selector, proc)
+                    self._finish(sup, proc)
                 elif kind == "out" and proc.pipe is not None:
                     # (None: the exit, reported in the same batch, already drained and closed it.)
-                    self._pump(selector, proc)
-            self._check_deadlines(time.monotonic())
+                    sup.pump(proc)
+            sup.check_deadlines(time.monotonic())
             if self.signal_received is not None and not self.stopping:
-                self._interrupt()
+                self._interrupt(sup)
 
-    def _can_launch(self) -> bool:
-        return not self.stopping and bool(self.ready)
-
-    def _next_deadline(self, now: float) -> float | None:
-        moments = [p.kill_at if p.kill_at is not None else p.deadline for p in self.procs.values()]
-        moments += [linger.kill_at for linger in self.lingering]
-        moments += [at for at, _ in self.delayed]
-        if not moments:
-            return None
-        # Capped: epoll refuses waits of more than ~24.8 days (a --timeout of 720h crashed).
-        return min(max(0.0, min(moments) - now), MAX_WAIT)
-
-    def _launch(self, selector: selectors.BaseSelector) -> None:
-        now = time.monotonic()
-        while self.delayed and self.delayed[0][0] <= now:
-            _, number = heapq.heappop(self.delayed)
-            if not self.stopping:
-                heapq.heappush(self.ready, (-self.plan.bottom_level.get(number, 1.0), number))
-            else:
+    def _launch(self, sup: Supervisor) -> None:
+        for number in self.queue.due(time.monotonic()):
+            if self.stopping:
                 self._cancel_unstarted(number)
+            else:
+                self.queue.push(number)
         if self.stopping:
             return
-        if self.options.strategy == "waves":
-            self._advance_wave()
-        held: list[tuple[float, int]] = []
-        while self.ready and len(self.procs) < self.options.max_parallel:
-            item = heapq.heappop(self.ready)
-            number = item[1]
-            if self.options.strategy == "waves" and self.runs[number].wave != self.current_wave:
-                held.append(item)
-                continue
-            self._start(selector, number)
-        for item in held:
-            heapq.heappush(self.ready, item)
-
-    def _advance_wave(self) -> None:
-        while self.current_wave <= len(self.plan.waves):
-            wave = self.plan.waves[self.current_wave - 1]
-            if all(self.runs[n].outcome in FINISHED for n in wave):
-                self.current_wave += 1
-            else:
-                return
-
-    def _make_ready(self, number: int) -> None:
-        heapq.heappush(self.ready, (-self.plan.bottom_level.get(number, 1.0), number))
+        free = self.options.max_parallel - len(sup.procs)
+        chosen = self.queue.take(
+            free, lambda n: self.runs[n].wave, lambda n: self.runs[n].outcome in FINISHED
+        )
+        for number in chosen:
+            self._start(sup, number)
 
     # -- processes --------------------------------------------------------------------------
 
-    def _start(self, selector: selectors.BaseSelector, number: int) -> None:
+    def _start(self, sup: Supervisor, number: int) -> None:
         opts = self.options
         run = self.runs[number]
         task = self.plan.tasks[number]
@@ -304,7 +254,10 @@ class Scheduler:
                 cwd = tree.path
                 env.update(opts.workspaces.environment(tree))
                 command = opts.workspaces.command(command)
-            popen = executor.spawn(command, cwd=cwd, env=env, log=log_fd, stream=opts.stream)
+            sup.spawn(
+                number, command, cwd=cwd, env=env, log_fd=log_fd, stream=opts.stream,
+                timeout=opts.timeout, result_file=result_file,
+            )  # fmt: skip
         except (OSError, BatchError) as exc:
             os.close(log_fd)
             if opts.workspaces is not None and number in opts.workspaces.busy_numbers():
@@ -313,89 +266,21 @@ class Scheduler:
             problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             run.reason = f"could not start the executor: {problem}"
             self.submit(StatusChange(number, "failed", today(), run.reason))
-            self.reporter.task_finished(run, self._running())
+            self.reporter.task_finished(run, sup.running())
             self._after_failure(run)
             return
-        now = time.monotonic()
         if first_attempt:
             run.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             self.submit(StatusChange(number, "in-progress", today()))
-        pidfd = os.pidfd_open(popen.pid)
-        proc = _Proc(
-            run=run,
-            popen=popen,
-            pidfd=pidfd,
-            pgid=popen.pid,
-            started=now,
-            deadline=now + opts.timeout,
-            log_fd=log_fd,
-            result_file=result_file,
-        )
-        self.procs[pidfd] = proc
-        selector.register(pidfd, selectors.EVENT_READ, ("exit", proc))
-        if popen.stdout is not None:
-            proc.pipe = popen.stdout.fileno()
-            os.set_blocking(proc.pipe, False)
-            selector.register(proc.pipe, selectors.EVENT_READ, ("out", proc))
         run.outcome = "pending"
-        self.reporter.task_started(run, self._running())
+        self.reporter.task_started(run, sup.running())
 
-    def _running(self) -> list[int]:
-        return sorted(p.run.number for p in self.procs.values())
-
-    def _pump(self, selector: selectors.BaseSelector, proc: _Proc, final: bool = False) -> None:
-        """Move output from the pipe to the log file, echoing whole lines."""
-        assert proc.pipe is not None
-        while True:
-            try:
-                chunk = os.read(proc.pipe, 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                self._close_pipe(selector, proc)
-                final = True  # end of output: a last line without a newline is echoed too
-                break
-            os.write(proc.log_fd, chunk)
-            data = proc.partial + chunk
-            *complete, proc.partial = data.split(b"\n")
-            for line in complete:
-                self.reporter.output(proc.run.number, line.decode("utf-8", "replace"))
-            if len(proc.partial) > 65536:
-                self.reporter.output(proc.run.number, proc.partial.decode("utf-8", "replace"))
-                proc.partial = b""
-            if not final:
-                break
-        if final and proc.partial:
-            self.reporter.output(proc.run.number, proc.partial.decode("utf-8", "replace"))
-            proc.partial = b""
-
-    def _close_pipe(self, selector: selectors.BaseSelector, proc: _Proc) -> None:
-        if proc.pipe is not None:
-            selector.unregister(proc.pipe)
-            if proc.popen.stdout is not None:
-                proc.popen.stdout.close()
-            proc.pipe = None
-
-    def _finish(self, selector: selectors.BaseSelector, proc: _Proc) -> None:
-        returncode = proc.popen.wait()
-        selector.unregister(proc.pidfd)
-        os.close(proc.pidfd)
-        del self.procs[proc.pidfd]
-        if proc.pipe is not None:
-            self._pump(selector, proc, final=True)
-            self._close_pipe(selector, proc)
-        os.close(proc.log_fd)
-        run = proc.run
+    def _finish(self, sup: Supervisor, proc: Proc) -> None:
+        returncode = sup.reap(proc)
+        run = self.runs[proc.number]
         run.exit_code = returncode
         run.duration_s = round(time.monotonic() - proc.started, 3)
         run.log_tail = executor.read_tail(Path(run.log_path or ""))
-        if executor.group_alive(proc.pgid):
-            executor.terminate_group(proc.pgid)
-            # The grace period that began with a timeout or interrupt goes on; it is not
-            # granted twice. A leader that exited by itself leaves its group a full one.
-            full = time.monotonic() + self.options.grace
-            kill_at = full if proc.kill_at is None else min(proc.kill_at, full)
-            self.lingering.append(_Lingering(proc.pgid, kill_at))
         status, summary, problem = executor.read_result(proc.result_file)
         if proc.cancelled:
             run.outcome = "cancelled"
@@ -406,7 +291,7 @@ class Scheduler:
             run.reason = f"timed out after {_seconds(self.options.timeout)}"
         elif returncode != 0:
             run.outcome = "failed"
-            run.reason = _exit_reason(returncode) + (f": {summary}" if summary else "")
+            run.reason = exit_reason(returncode) + (f": {summary}" if summary else "")
         elif problem is not None:
             run.outcome = "failed"
             run.reason = problem
@@ -425,7 +310,7 @@ class Scheduler:
             run.attempts <= self.options.retries and not self.stopping
         ):
             delay = retry_delay(run.attempts, self.options.retry_backoff)
-            heapq.heappush(self.delayed, (time.monotonic() + delay, run.number))
+            self.queue.delay(time.monotonic() + delay, run.number)
             self.reporter.task_retry(run, delay)
             run.outcome = "pending"
             return
@@ -433,14 +318,13 @@ class Scheduler:
             self.submit(StatusChange(run.number, "failed", today(), run.reason))
         elif run.outcome == "completed":
             self.submit(StatusChange(run.number, "completed", today()))
-        self.reporter.task_finished(run, self._running())
+        self.reporter.task_finished(run, sup.running())
         if run.outcome in ("failed", "timed-out"):
             self._after_failure(run)
         elif run.outcome == "completed":
-            for child in self.dependents.get(run.number, []):
-                self.waiting[child] -= 1
-                if self.waiting[child] == 0 and self.runs[child].outcome == "pending":
-                    self._make_ready(child)
+            for child in self.queue.completed(run.number):
+                if self.runs[child].outcome == "pending":
+                    self.queue.push(child)
         elif run.outcome == "in-progress":
             self._block_dependents(run, f"waits for task {run.number}, still in progress")
 
@@ -476,10 +360,8 @@ class Scheduler:
         if self.options.fail_fast and self.failed_first is None:
             self.failed_first = run.number
             self.stopping = True
-            for _, number in list(self.ready) + list(self.delayed):
+            for number in self.queue.drain():
                 self._cancel_unstarted(number, f"not started: --fail-fast after task {run.number}")
-            self.ready.clear()
-            self.delayed.clear()
 
     def _block_dependents(self, root: TaskRun, reason: str) -> None:
         stack = list(self.dependents.get(root.number, []))
@@ -496,10 +378,9 @@ class Scheduler:
             child.outcome = "blocked"
             child.blocked_by = [root.number]
             child.reason = reason
-            self.ready = [item for item in self.ready if item[1] != number]
-            heapq.heapify(self.ready)
+            self.queue.discard(number)
             self.submit(StatusChange(number, "blocked", today(), reason))
-            self.reporter.task_finished(child, self._running())
+            self.reporter.task_finished(child, self.sup.running() if self.sup else [])
             stack.extend(self.dependents.get(number, []))
 
     def _cancel_unstarted(self, number: int, reason: str = "not started: interrupted") -> None:
@@ -529,94 +410,26 @@ class Scheduler:
             previous_lines=tuple(self.lines[task.heading_line : task.end_line]),
         )
 
-    # -- time and signals -------------------------------------------------------------------
+    # -- signals ----------------------------------------------------------------------------
 
-    def _check_deadlines(self, now: float) -> None:
-        for proc in list(self.procs.values()):
-            if proc.kill_at is not None and now >= proc.kill_at:
-                executor.kill_group(proc.pgid)
-                proc.kill_at = now + 3600  # killed; wait for the exit event
-            elif proc.kill_at is None and now >= proc.deadline:
-                proc.timed_out = True
-                executor.terminate_group(proc.pgid)
-                proc.kill_at = now + self.options.grace
-        still: list[_Lingering] = []
-        for linger in self.lingering:
-            if not executor.group_alive(linger.pgid):
-                continue
-            if now >= linger.kill_at:
-                executor.kill_group(linger.pgid)
-                linger.kill_at = now + 0.05
-            still.append(linger)
-        self.lingering = still
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.signal_received is not None and signum == signal.SIGINT:
+            # A second Ctrl-C: no more grace, for running tasks and lingering groups.
+            self.hurry = True
+            if self.sup is not None:
+                self.sup.kill_now()
+        self.signal_received = self.signal_received or signum
 
-    def _install_signals(self) -> dict[int, signal._HANDLER]:
-        previous: dict[int, signal._HANDLER] = {}
-
-        def handler(signum: int, _frame: object) -> None:
-            if self.signal_received is not None and signum == signal.SIGINT:
-                # A second Ctrl-C: no more grace, for running tasks and lingering groups.
-                self.hurry = True
-                for proc in self.procs.values():
-                    executor.kill_group(proc.pgid)
-                for linger in self.lingering:
-                    executor.kill_group(linger.pgid)
-            self.signal_received = self.signal_received or signum
-
-        for signum in INTERRUPTS:
-            with contextlib.suppress(ValueError):  # not the main thread
-                previous[signum] = signal.signal(signum, handler)
-        return previous
-
-    def _interrupt(self) -> None:
+    def _interrupt(self, sup: Supervisor) -> None:
         assert self.signal_received is not None
         self.stopping = True
         self.reporter.interrupted(self.signal_received)
-        now = time.monotonic()
-        for proc in self.procs.values():
-            proc.cancelled = True
-            executor.terminate_group(proc.pgid)
-            proc.kill_at = min(proc.kill_at or now + self.options.grace, now + self.options.grace)
-        for _, number in list(self.ready) + list(self.delayed):
+        sup.cancel_all()
+        for number in self.queue.drain():
             self._cancel_unstarted(number)
         for run in self.runs.values():
             if run.outcome == "pending" and not run.attempts:
                 self._cancel_unstarted(run.number)
-        self.ready.clear()
-        self.delayed.clear()
-
-    def _kill_everything(self) -> None:
-        """Nothing we started outlives the run."""
-        for proc in self.procs.values():
-            executor.kill_group(proc.pgid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=5)
-        for linger in self.lingering:
-            # The grace period each group got when it was sent SIGTERM, not a new one.
-            while (
-                executor.group_alive(linger.pgid)
-                and time.monotonic() < linger.kill_at
-                and not self.hurry
-            ):
-                time.sleep(0.02)
-            executor.kill_group(linger.pgid)
-            executor.reap_group(linger.pgid)
-        for run in self.runs.values():
-            if run.outcome == "pending":
-                run.outcome = "cancelled"
-                run.reason = run.reason or "not started"
-
-
-def retry_delay(attempt: int, backoff: float) -> float:
-    """Seconds to wait after ``attempt`` failed: tenacity's exponential backoff, capped at 60 s.
-
-    tenacity is imported here, on the first retry, so that runs without one never load it.
-    """
-    import tenacity  # noqa: PLC0415
-
-    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return float(tenacity.wait_exponential(multiplier=backoff, max=60.0)(state))
 
 
 def _seconds(value: float) -> str:
@@ -625,13 +438,3 @@ def _seconds(value: float) -> str:
     if value >= 60 and value % 60 == 0:
         return f"{value / 60:g}m"
     return f"{value:g}s"
-
-
-def _exit_reason(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"killed by {name}"
-    return f"exit code {returncode}"

@@ -1,0 +1,228 @@
+"""Process supervision: executors as process groups, their output, deadlines and signals.
+
+Each executor is ``/bin/sh -c`` leading a new process group (``executor.spawn``). Its exit is
+watched through a pidfd and its output through a pipe, both in the scheduler's ``selectors``
+loop; its output goes to its log file, whole lines to the reporter. A timeout or an interrupt
+sends SIGTERM to the whole group, then SIGKILL after the grace period. A group whose leader
+exited while others of it still run lingers until it is empty or its grace is over, and
+nothing that was started outlives the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchaction import executor
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class Proc:
+    """One running executor."""
+
+    number: int
+    popen: subprocess.Popen[bytes]
+    pidfd: int
+    pgid: int
+    started: float
+    deadline: float
+    log_fd: int
+    result_file: Path
+    pipe: int | None = None
+    partial: bytes = b""
+    timed_out: bool = False
+    cancelled: bool = False
+    kill_at: float | None = None
+
+
+@dataclass
+class Lingering:
+    pgid: int
+    kill_at: float
+
+
+class Supervisor:
+    """The running executors of one run. ``on_line(number, text)`` receives output lines."""
+
+    def __init__(
+        self, selector: selectors.BaseSelector, grace: float, on_line: Callable[[int, str], None]
+    ) -> None:
+        self.selector = selector
+        self.grace = grace
+        self.on_line = on_line
+        self.procs: dict[int, Proc] = {}  # by pidfd
+        self.lingering: list[Lingering] = []
+
+    def running(self) -> list[int]:
+        return sorted(p.number for p in self.procs.values())
+
+    def spawn(
+        self,
+        number: int,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log_fd: int,
+        stream: bool,
+        timeout: float,
+        result_file: Path,
+    ) -> Proc:
+        """Start an executor and watch it. Raises OSError when it cannot be started."""
+        popen = executor.spawn(command, cwd=cwd, env=env, log=log_fd, stream=stream)
+        now = time.monotonic()
+        pidfd = os.pidfd_open(popen.pid)
+        proc = Proc(
+            number=number,
+            popen=popen,
+            pidfd=pidfd,
+            pgid=popen.pid,
+            started=now,
+            deadline=now + timeout,
+            log_fd=log_fd,
+            result_file=result_file,
+        )
+        self.procs[pidfd] = proc
+        self.selector.register(pidfd, selectors.EVENT_READ, ("exit", proc))
+        if popen.stdout is not None:
+            proc.pipe = popen.stdout.fileno()
+            os.set_blocking(proc.pipe, False)
+            self.selector.register(proc.pipe, selectors.EVENT_READ, ("out", proc))
+        return proc
+
+    def pump(self, proc: Proc, final: bool = False) -> None:
+        """Move output from the pipe to the log file, passing on whole lines."""
+        assert proc.pipe is not None
+        while True:
+            try:
+                chunk = os.read(proc.pipe, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                self._close_pipe(proc)
+                final = True  # end of output: a last line without a newline is passed on too
+                break
+            os.write(proc.log_fd, chunk)
+            data = proc.partial + chunk
+            *complete, proc.partial = data.split(b"\n")
+            for line in complete:
+                self.on_line(proc.number, line.decode("utf-8", "replace"))
+            if len(proc.partial) > 65536:
+                self.on_line(proc.number, proc.partial.decode("utf-8", "replace"))
+                proc.partial = b""
+            if not final:
+                break
+        if final and proc.partial:
+            self.on_line(proc.number, proc.partial.decode("utf-8", "replace"))
+            proc.partial = b""
+
+    def _close_pipe(self, proc: Proc) -> None:
+        if proc.pipe is not None:
+            self.selector.unregister(proc.pipe)
+            if proc.popen.stdout is not None:
+                proc.popen.stdout.close()
+            proc.pipe = None
+
+    def reap(self, proc: Proc) -> int:
+        """The exit of ``proc``'s leader: drain its output, close its fds, and let the rest of
+        its group linger (SIGTERM now, SIGKILL when the grace is over). Returns its exit code."""
+        returncode = proc.popen.wait()
+        self.selector.unregister(proc.pidfd)
+        os.close(proc.pidfd)
+        del self.procs[proc.pidfd]
+        if proc.pipe is not None:
+            self.pump(proc, final=True)
+            self._close_pipe(proc)
+        os.close(proc.log_fd)
+        if executor.group_alive(proc.pgid):
+            executor.terminate_group(proc.pgid)
+            # The grace period that began with a timeout or interrupt goes on; it is not
+            # granted twice. A leader that exited by itself leaves its group a full one.
+            full = time.monotonic() + self.grace
+            kill_at = full if proc.kill_at is None else min(proc.kill_at, full)
+            self.lingering.append(Lingering(proc.pgid, kill_at))
+        return returncode
+
+    def moments(self) -> list[float]:
+        """When something is due: a deadline, a SIGKILL after the grace period."""
+        found = [p.kill_at if p.kill_at is not None else p.deadline for p in self.procs.values()]
+        return found + [linger.kill_at for linger in self.lingering]
+
+    def check_deadlines(self, now: float) -> None:
+        for proc in list(self.procs.values()):
+            if proc.kill_at is not None and now >= proc.kill_at:
+                executor.kill_group(proc.pgid)
+                proc.kill_at = now + 3600  # killed; wait for the exit event
+            elif proc.kill_at is None and now >= proc.deadline:
+                proc.timed_out = True
+                executor.terminate_group(proc.pgid)
+                proc.kill_at = now + self.grace
+        still: list[Lingering] = []
+        for linger in self.lingering:
+            if not executor.group_alive(linger.pgid):
+                continue
+            if now >= linger.kill_at:
+                executor.kill_group(linger.pgid)
+                linger.kill_at = now + 0.05
+            still.append(linger)
+        self.lingering = still
+
+    def cancel_all(self) -> None:
+        """An interrupt: every running group gets SIGTERM and the grace period."""
+        now = time.monotonic()
+        for proc in self.procs.values():
+            proc.cancelled = True
+            executor.terminate_group(proc.pgid)
+            proc.kill_at = min(proc.kill_at or now + self.grace, now + self.grace)
+
+    def kill_now(self) -> None:
+        """A second Ctrl-C: no more grace, for running tasks and lingering groups."""
+        for proc in self.procs.values():
+            executor.kill_group(proc.pgid)
+        for linger in self.lingering:
+            executor.kill_group(linger.pgid)
+
+    def kill_everything(self, hurry: Callable[[], bool]) -> None:
+        """Nothing we started outlives the run."""
+        for proc in self.procs.values():
+            executor.kill_group(proc.pgid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=5)
+        for linger in self.lingering:
+            # The grace period each group got when it was sent SIGTERM, not a new one.
+            while executor.group_alive(linger.pgid) and time.monotonic() < linger.kill_at:
+                if hurry():
+                    break
+                time.sleep(0.02)
+            executor.kill_group(linger.pgid)
+            executor.reap_group(linger.pgid)
+
+
+def install_handlers(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    """Install ``handler`` for SIGINT, SIGTERM and SIGHUP; returns the previous handlers."""
+    previous: dict[int, Any] = {}
+    for signum in INTERRUPTS:
+        with contextlib.suppress(ValueError):  # not the main thread
+            previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def exit_reason(returncode: int) -> str:
+    """``exit code 3`` or ``killed by SIGKILL``."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"exit code {returncode}"
