@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import selectors
 import signal
 import sys
@@ -132,6 +133,7 @@ class Scheduler:
         self.failed_first: int | None = None
         self.signal_received: int | None = None
         self.hurry = False  # a second SIGINT: no more grace for anything
+        self.token = f"{os.getpid()}-{secrets.token_hex(6)}"  # BATCH_RUN_TOKEN=<this>:<n>:<try>
 
     # -- public -----------------------------------------------------------------------------
 
@@ -157,7 +159,7 @@ class Scheduler:
             try:
                 # Still under our handlers: a second Ctrl-C here ends the wait for lingering
                 # groups instead of raising KeyboardInterrupt and leaving them behind.
-                sup.kill_everything(lambda: self.hurry)
+                sup.kill_everything(lambda: self.hurry, f"{self.token}:")
                 for run in self.runs.values():
                     if run.outcome == "pending":
                         run.outcome = "cancelled"
@@ -195,6 +197,9 @@ class Scheduler:
                     # (None: the exit, reported in the same batch, already drained and closed it.)
                     sup.pump(proc)
             sup.check_deadlines(time.monotonic())
+            if sup.sweep:
+                self._launch(sup)  # dependents first: the sweep reads /proc
+                sup.sweep_strays()
             if self.signal_received is not None and not self.stopping:
                 self._interrupt(sup)
 
@@ -247,6 +252,8 @@ class Scheduler:
         if not first_attempt:
             os.write(log_fd, f"\n--- attempt {run.attempts} ---\n".encode())
         command = executor.command_for(opts.executor, number)
+        token = f"{self.token}:{number}:{run.attempts}"
+        env["BATCH_RUN_TOKEN"] = token
         cwd = opts.cwd
         try:
             if opts.workspaces is not None:
@@ -256,7 +263,7 @@ class Scheduler:
                 command = opts.workspaces.command(command)
             sup.spawn(
                 number, command, cwd=cwd, env=env, log_fd=log_fd, stream=opts.stream,
-                timeout=opts.timeout, result_file=result_file,
+                timeout=opts.timeout, result_file=result_file, token=token,
             )  # fmt: skip
         except (OSError, BatchError) as exc:
             os.close(log_fd)

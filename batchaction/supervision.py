@@ -5,7 +5,10 @@ watched through a pidfd and its output through a pipe, both in the scheduler's `
 loop; its output goes to its log file, whole lines to the reporter. A timeout or an interrupt
 sends SIGTERM to the whole group, then SIGKILL after the grace period. A group whose leader
 exited while others of it still run lingers until it is empty or its grace is over, and
-nothing that was started outlives the run.
+nothing that was started outlives the run: not even a daemon that left the group with
+``setsid``. Every executor gets a token in its environment (``BATCH_RUN_TOKEN``), which its
+descendants inherit; when a task ends, processes that still carry its token are found in
+``/proc`` and stopped like its group.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Proc:
     deadline: float
     log_fd: int
     result_file: Path
+    token: str = ""
     pipe: int | None = None
     partial: bytes = b""
     timed_out: bool = False
@@ -62,6 +66,7 @@ class Supervisor:
         self.on_line = on_line
         self.procs: dict[int, Proc] = {}  # by pidfd
         self.lingering: list[Lingering] = []
+        self.sweep: list[str] = []  # tokens of ended tasks whose strays are still to be found
 
     def running(self) -> list[int]:
         return sorted(p.number for p in self.procs.values())
@@ -77,6 +82,7 @@ class Supervisor:
         stream: bool,
         timeout: float,
         result_file: Path,
+        token: str = "",
     ) -> Proc:
         """Start an executor and watch it. Raises OSError when it cannot be started."""
         popen = executor.spawn(command, cwd=cwd, env=env, log=log_fd, stream=stream)
@@ -91,6 +97,7 @@ class Supervisor:
             deadline=now + timeout,
             log_fd=log_fd,
             result_file=result_file,
+            token=token,
         )
         self.procs[pidfd] = proc
         self.selector.register(pidfd, selectors.EVENT_READ, ("exit", proc))
@@ -151,7 +158,39 @@ class Supervisor:
             full = time.monotonic() + self.grace
             kill_at = full if proc.kill_at is None else min(proc.kill_at, full)
             self.lingering.append(Lingering(proc.pgid, kill_at))
+        if proc.token:
+            self.sweep.append(proc.token)
         return returncode
+
+    def sweep_strays(self, prefix: str | None = None) -> int:
+        """Stop the processes of ended tasks that escaped their group (``setsid``): SIGTERM
+        now, SIGKILL when the grace is over. ``prefix`` sweeps every token that starts with it
+        (the end of the run). Returns how many were found."""
+        if not self.sweep and prefix is None:
+            return 0
+        wanted = [f"BATCH_RUN_TOKEN={t}\0".encode() for t in self.sweep]
+        self.sweep = []
+        marker = f"BATCH_RUN_TOKEN={prefix}".encode() if prefix is not None else None
+        own = {os.getpid(), os.getpgrp()}
+        found = 0
+        for pid in _pids():
+            if pid in own:
+                continue
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+                pgid = os.getpgid(pid)
+            except (OSError, ProcessLookupError):
+                continue
+            if not (any(w in environ for w in wanted) or (marker and marker in environ)):
+                continue
+            if pgid in own:
+                continue
+            found += 1
+            executor.terminate_group(pgid)
+            kill_at = time.monotonic() + self.grace
+            if not any(linger.pgid == pgid for linger in self.lingering):
+                self.lingering.append(Lingering(pgid, kill_at))
+        return found
 
     def moments(self) -> list[float]:
         """When something is due: a deadline, a SIGKILL after the grace period."""
@@ -192,8 +231,10 @@ class Supervisor:
         for linger in self.lingering:
             executor.kill_group(linger.pgid)
 
-    def kill_everything(self, hurry: Callable[[], bool]) -> None:
+    def kill_everything(self, hurry: Callable[[], bool], token_prefix: str | None = None) -> None:
         """Nothing we started outlives the run."""
+        if token_prefix is not None:
+            self.sweep_strays(token_prefix)
         for proc in self.procs.values():
             executor.kill_group(proc.pgid)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -206,6 +247,13 @@ class Supervisor:
                 time.sleep(0.02)
             executor.kill_group(linger.pgid)
             executor.reap_group(linger.pgid)
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
 
 
 def install_handlers(handler: Callable[[int, Any], None]) -> dict[int, Any]:

@@ -112,10 +112,9 @@ class WorktreePool:
         git("worktree", "prune", cwd=self.repo, check=False)
 
     def excluded(self) -> list[str]:
-        """Pathspecs that a task's leftovers never include: the TODO file, its lock and the
-        copied or linked files."""
-        paths = [self.todo, self.todo + ".lock", *self.copy, *self.link]
-        return [f":(exclude,glob){p}" for p in paths]
+        """Paths that a task's leftovers never include: the TODO file and its lock (the copied
+        and linked files are in ``info/exclude``)."""
+        return [self.todo, self.todo + ".lock"]
 
     def _bring_files(self, tree: Worktree) -> None:
         exclude = Path(git("rev-parse", "--git-path", "info/exclude", cwd=tree.path).stdout.strip())
@@ -178,7 +177,7 @@ def salvage_orphans(repo: Path, todo: str, committer: dict[str, str]) -> list[st
                 branch = f"batchaction/{run_dir.name}/task-{int(info['task'])}"
                 head = commit_leftovers(
                     tree, f"task {int(info['task'])}: work left by a killed run", committer,
-                    exclude=[f":(exclude){todo}.lock"],
+                    exclude=[f"{todo}.lock"],
                 )  # fmt: skip
                 git("branch", "--force", branch, head, cwd=repo)
                 branches.append(branch)
@@ -204,8 +203,10 @@ def commit_leftovers(
     tree: Path, message: str, identity: dict[str, str], *, exclude: Sequence[str] = ()
 ) -> str:
     """Commit what a task left behind in its worktree (changes to tracked files, untracked files
-    that are not ignored; never ``exclude``); returns the worktree's HEAD afterwards."""
-    git("add", "-A", "--", ".", *exclude, cwd=tree)
+    that are not ignored; never the paths ``exclude``); returns the worktree's HEAD afterwards."""
+    git("add", "-A", "--", ".", cwd=tree)
+    for path in exclude:  # unstaged again: as in HEAD, or not at all
+        git("reset", "-q", "HEAD", "--", path, cwd=tree, check=False)
     staged = git("diff", "--cached", "--quiet", cwd=tree, check=False)
     if staged.returncode == 1:
         git("commit", "--quiet", "--no-verify", "-m", message, cwd=tree, env=identity)

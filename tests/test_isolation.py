@@ -238,3 +238,64 @@ class TestTheBranch:
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert "tasks share the work tree" in proc.stderr
+
+
+def processes_with(mark: str) -> list[int]:
+    """Live processes whose environment holds ``mark``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if mark.encode() in Path(f"/proc/{name}/environ").read_bytes():
+                found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+class TestNothingOutlivesTheRun:
+    @pytest.mark.parametrize(("isolation", "selection"), [("worktree", "1-3"), ("none", "1")])
+    def test_a_daemon_that_left_the_group_is_stopped(
+        self, repo: Path, isolation: str, selection: str
+    ) -> None:
+        """agent.sh leaves `setsid sleep 300` behind: a new session, out of the task's process
+        group; it carries the task's token, and is stopped when the task ends."""
+        mark = f"mark-{os.getpid()}-{time.monotonic_ns()}"
+        code, _, err = run(
+            repo, selection, "--isolation", isolation, AGENT_DAEMON="1", AGENT_TEST_MARK=mark
+        )
+        assert code == 0, err
+        assert wait_for(lambda: not processes_with(mark), timeout=10), processes_with(mark)
+
+
+class TestWhatAFreshWorktreeLacks:
+    def test_copied_and_linked_files_reach_the_task_and_are_never_committed(
+        self, repo: Path
+    ) -> None:
+        """worktree-copy and worktree-link bring untracked, ignored files (.env, a dependency
+        folder) into every worktree; neither ends up in a commit."""
+        (repo / ".gitignore").write_text(".env\nvendor/\n")
+        git(repo, "add", ".gitignore")
+        git(repo, "commit", "-q", "-m", "ignore")
+        (repo / ".env").write_text("SECRET=1\n")
+        (repo / "vendor").mkdir()
+        (repo / "vendor" / "lib.txt").write_text("lib\n")
+        (repo / "check.sh").write_text(
+            "#!/bin/sh\nset -e\ntest -f .env\ntest -L vendor\ncat vendor/lib.txt\n"
+            "echo out > out-$1.txt\ngit add -A\ngit -c user.name=a -c user.email=a@b "
+            'commit -qm "task $1"\n'
+        )
+        (repo / "check.sh").chmod(0o755)
+        config = repo / ".github" / "batchaction.yml"
+        config.parent.mkdir()
+        config.write_text("worktree-copy: ['.env']\nworktree-link: ['vendor']\n")
+        start = git(repo, "rev-parse", "HEAD")
+        summary_path = repo.parent / "summary.json"
+        proc = subprocess.run(
+            [*BATCHACTION, "run", "1", "--executor", "../repo/check.sh {number}",
+             "--summary-json", str(summary_path)],
+            cwd=repo, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert task_commits(repo, start) == {"task 1": ["out-1.txt"]}
