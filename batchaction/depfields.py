@@ -20,6 +20,7 @@ DEFAULT_FORWARD: tuple[str, ...] = (
     "Depends On",
     "Requires",
     "Prerequisites",
+    "Prerequisite",
     "Blocked By",
     # ProofChecker's most used blocker field (``- **Blocked on**: Task 995 (...), Task 974``).
     "Blocked On",
@@ -33,7 +34,8 @@ OWN_FIELDS: frozenset[str] = frozenset({"blocked", "blockingreason"})
 HISTORY_FIELDS: frozenset[str] = frozenset(
     {"unblockedby", "previouslyblockedby", "blockedreason", "blockingresolved", "previousblockers"}
 )
-_HINTS = ("depend", "require", "block")
+_HINTS = ("depend", "require", "block", "prereq", "waitingon", "waitsfor", "needs")
+_HINT_NAMES = frozenset({"deps", "dep", "needs", "prereqs"})
 _IGNORED = re.compile(r"[\s_\-–—]+")
 
 
@@ -74,7 +76,7 @@ class DependencyFields(NamedTuple):
         key = normalize(name)
         if key in OWN_FIELDS or key in HISTORY_FIELDS or key in self.forward or key in self.reverse:
             return False
-        return any(hint in key for hint in _HINTS)
+        return key in _HINT_NAMES or any(hint in key for hint in _HINTS)
 
 
 DEFAULT_FIELDS = DependencyFields.create()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# A range wider than this in a dependency field is a typo, not a plan.
-MAX_DEPENDENCY_RANGE = 10_000
+# A range wider than this in a dependency field is a typo, not a plan; and no field names
+# more than MAX_DEPENDENCIES tasks (ranges of archived tasks made plans take minutes).
+MAX_DEPENDENCY_RANGE = 1_000
+MAX_DEPENDENCIES = 1_000
 
 # Separators only: the segments are stripped after the split (``\s*`` around the separator
 # made the split quadratic on long runs of blanks). Possessive ``*+``/``++`` keep matching
@@ -31,7 +33,10 @@ _FOREIGN = re.compile(
 )
 # A Markdown link to a URL is another tracker's item (``[#97](https://github.com/o/r/issues/97)``);
 # a link to a file or an anchor (``[Task 518](task-518.md)``) is read by its text.
-_URL_LINK = re.compile(r"\[[^\]\n]*+\]\(\s*+[a-z][a-z0-9+.-]*+://[^)\s]*+[^)]*+\)", re.IGNORECASE)
+_URL_LINK = re.compile(
+    r"\[[^\[\]\n]*+\]\(\s*+[a-z][a-z0-9+.-]*+://[^)\s]*+(?:\s++\"[^\"]*+\")?\s*+\)",
+    re.IGNORECASE,
+)
 # Values read without the full grammar: none, or task numbers of at most 18 digits, each bare,
 # after ``Task``/``Tasks`` or ``#``, separated by commas.
 _ITEM = r"(?:tasks?[ \t]++)?#?\d{1,18}+(?![\d.])"
@@ -44,6 +49,8 @@ _SIMPLE = re.compile(
     re.IGNORECASE,
 )
 _DIGITS = re.compile(r"\d++")
+# A task reference inside parentheses: "(and Task 4)", "(see #12)" - an annotation, warned about.
+_PAREN_REFERENCE = re.compile(r"\([^()]*?\b(?:tasks?\s*+#?\s*+\d++|#\d++)[^()]*+\)", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _STRUCK = re.compile(r"~~[^~]*+~~")
 _DIGIT = re.compile(r"\d")
@@ -134,6 +141,12 @@ def parse_dependencies(value: str) -> Dependencies:
         for link in _URL_LINK.findall(text):
             problems.append(f"{_quote(link)} is another tracker's reference, not a task: not read")
         text = _URL_LINK.sub(" ", text)
+    if "(" in text:
+        for inner in _PAREN_REFERENCE.findall(text):
+            problems.append(
+                f"{_quote(inner)} is in parentheses: an annotation, not read as a dependency "
+                "(write it outside the parentheses if it is one)"
+            )
     text = strip_annotations(text)
     if "~~" in text:
         for struck in _STRUCK.findall(text):
@@ -148,8 +161,10 @@ def parse_dependencies(value: str) -> Dependencies:
         text = _FOREIGN.sub(" ", text)
     text = text.replace("[", " ").replace("]", " ")
     text = text.strip().strip(".").strip()
-    if not problems and (not text or _NONE.fullmatch(text) or re.match(r"none\b", text, re.I)):
+    if not problems and (not text or _NONE.fullmatch(text)):
         return Dependencies(())
+    if re.match(r"none\b", text, re.IGNORECASE) and not _DIGIT.search(text):
+        return Dependencies(())  # "None - stands alone"; "None, until Task 4" is read on
     found: list[int] = []
     for raw in _SPLIT.split(text):
         segment = raw.strip().strip(".:").strip()
@@ -169,6 +184,9 @@ def parse_dependencies(value: str) -> Dependencies:
         if _DIGIT.search("".join(rest)):
             problems.append(f"{_quote(segment)} not read as a task reference: {_HOW}")
     unique = tuple(dict.fromkeys(found))
+    if len(unique) > MAX_DEPENDENCIES:
+        problems.append(f"more than {MAX_DEPENDENCIES} task numbers: only the first are read")
+        unique = unique[:MAX_DEPENDENCIES]
     if not unique and not problems and not re.match(r"none\b", text, re.IGNORECASE):
         problems.append(f"no task reference in {value.strip()!r}: treated as no dependency; {_HOW}")
     return Dependencies(unique, tuple(problems))

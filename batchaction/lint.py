@@ -7,6 +7,7 @@ from typing import Literal, NamedTuple
 
 from batchaction.depfields import DEFAULT_FIELDS, DependencyFields
 from batchaction.planner import find_cycle, format_cycle, index_tasks, kahn_levels
+from batchaction.selection import format_selection
 from batchaction.todo import Field, Task, TodoDocument
 
 Severity = Literal["error", "warning"]
@@ -66,16 +67,20 @@ def lint_document(
                         "(no dependency added)",
                     )
                 )
-        for dep in task.dependencies:
-            if dep not in by_number:
-                problems.append(
-                    Problem(
-                        dep_line,
-                        "warning",
-                        f"task {task.number} depends on {dep}, which is not in this file "
-                        "(treated as done)",
-                    )
+        missing = [dep for dep in task.dependencies if dep not in by_number]
+        if missing:
+            which = (
+                f"{missing[0]}, which is"
+                if len(missing) == 1
+                else (f"{format_selection(missing)}, which are")
+            )
+            problems.append(
+                Problem(
+                    dep_line,
+                    "warning",
+                    f"task {task.number} depends on {which} not in this file (treated as done)",
                 )
+            )
     problems.extend(_cycles(doc))
     problems.extend(
         Problem(
@@ -94,29 +99,30 @@ def lint_document(
     return sorted(problems, key=lambda p: (p.line, p.severity, p.message))
 
 
-def _field_block_start(doc: TodoDocument, line: int) -> int:
-    """First line of the run of non-blank lines (a field list) that ``line`` belongs to."""
-    start = line
-    while start > 0 and doc.lines[start - 1].strip() and not doc.lines[start - 1].startswith("#"):
-        start -= 1
-    return start
-
-
 def _repeated_status(doc: TodoDocument, task: Task, status: Field) -> list[Problem]:
     """A second Status field: in the same field list, keep one; after a break in the text,
     another task's fields may follow without their heading."""
+    extras = sorted(f.line for f in task.repeated if f.key == "status")
+    if not extras:
+        return []
+    # Where each run of non-blank lines starts, for the lines of this task (one pass).
+    block_start: dict[int, int] = {}
+    start = status.line
+    for index in range(status.line, extras[-1] + 1):
+        text = doc.lines[index]
+        if not text.strip() or text.startswith("#"):
+            start = index + 1
+        block_start[index] = start
     problems: list[Problem] = []
-    for extra in task.repeated:
-        if extra.key != "status":
-            continue
-        start = _field_block_start(doc, extra.line)
-        if start > status.line:
-            hint = f"a heading may be missing before line {start + 1}"
+    for line in extras:
+        begins = block_start[line]
+        if begins > status.line:
+            hint = f"a heading may be missing before line {begins + 1}"
         else:
             hint = "keep one"
         problems.append(
             Problem(
-                extra.line + 1,
+                line + 1,
                 "error",
                 f"task {task.number}: second Status field (first at line {status.line + 1}): "
                 + hint,
@@ -141,22 +147,32 @@ def _unread_fields(task: Task, names: DependencyFields) -> list[Problem]:
 
 
 def _cycles(doc: TodoDocument) -> list[Problem]:
-    """Cycles among open tasks (self-dependencies are reported on their own)."""
+    """One cycle for each group of open tasks that depend on each other (strongly connected
+    components, Tarjan's algorithm via networkx); self-dependencies are reported on their own."""
     by_number, _ = index_tasks(doc.tasks)
     edges = {
         n: [d for d in t.dependencies if d != n and d in by_number and by_number[d].state == "open"]
         for n, t in by_number.items()
         if t.state == "open"
     }
+    if kahn_levels(edges) is not None:
+        return []
+    import networkx as nx  # noqa: PLC0415 - heavy import, only needed for graphs with cycles
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(edges)
+    graph.add_edges_from((dep, task) for task, deps in edges.items() for dep in deps)
     problems: list[Problem] = []
-    while kahn_levels(edges) is None:
-        cycle = find_cycle(edges)
-        if cycle is None:
-            break
-        first = min(cycle)
-        problems.append(Problem(by_number[first].heading_line + 1, "error", format_cycle(cycle)))
-        # Break this cycle at its first edge and look for others.
-        edges[cycle[1]] = [d for d in edges[cycle[1]] if d != cycle[0]]
+    for component in nx.strongly_connected_components(graph):
+        if len(component) < 2:
+            continue
+        members = sorted(component)
+        cycle = find_cycle({n: [d for d in edges[n] if d in component] for n in members})
+        if cycle is not None:
+            first = min(cycle)
+            problems.append(
+                Problem(by_number[first].heading_line + 1, "error", format_cycle(cycle))
+            )
     return problems
 
 

@@ -41,4 +41,21 @@ def read_and_plan(
         headings=doc.headings,
         source=str(todo),
     )
-    return doc, result
+    return doc, _with_broken_fields(doc, result, todo)
+
+
+def _with_broken_fields(doc: TodoDocument, result: Plan, todo: Path) -> Plan:
+    """Plan warnings for lines of the planned tasks that read like a Status or dependency
+    field but are not one (``lint`` reports them for the whole file)."""
+    if not doc.broken_fields or not result.tasks:
+        return result
+    extra: list[str] = []
+    for line, name in doc.broken_fields:
+        for number, task in result.tasks.items():
+            if task.heading_line < line < task.end_line:
+                extra.append(
+                    f"task {number}: {todo}:{line + 1}: {doc.lines[line].strip()[:60]!r} is not "
+                    f"a {name} field and is not read: write '**{name}**: VALUE'"
+                )
+                break
+    return result._replace(warnings=(*result.warnings, *extra)) if extra else result

@@ -229,13 +229,19 @@ def plan(
         task = by_number[number]
         warnings.extend(f"task {number}: {message}" for _, message in task.dependency_warnings)
         inside: list[int] = []
+        missing = [dep for dep in task.dependencies if dep not in by_number]
+        if missing:
+            which = (
+                f"{missing[0]}, which is"
+                if len(missing) == 1
+                else (f"{format_selection(missing)}, which are")
+            )
+            warnings.append(
+                f"task {number} depends on {which} not in {source} (archived?): treated as done"
+            )
         for dep in task.dependencies:
             dep_task = by_number.get(dep)
             if dep_task is None:
-                warnings.append(
-                    f"task {number} depends on {dep}, which is not in the TODO file "
-                    "(archived?): treated as done"
-                )
                 continue
             _refuse_duplicate(dep, duplicates, f"a dependency of task {number}")
             _refuse_repeated_status(dep_task, f"a dependency of task {number}")

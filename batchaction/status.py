@@ -63,9 +63,15 @@ def status_head(value: str) -> str:
     return match.group(0).strip(" _-") if match else text
 
 
+_HIDDEN = re.compile(r"<!--.*?-->|~~[^~]*~~")
+
+
 def classify(value: str, table: StatusTable = DEFAULT_TABLE) -> State:
-    """Classify a Status field's value (case-insensitive, brackets optional)."""
+    """Classify a Status field's value (case-insensitive, brackets optional). What GitHub
+    does not show as current (an HTML comment, struck-through text) is not read."""
     text = value.strip()
+    if "<!--" in text or "~~" in text:
+        text = _HIDDEN.sub("", text).strip()
     if text.startswith(table.done_prefixes):
         return "done"
     words = marker_words(status_head(text))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import NamedTuple
@@ -30,10 +31,13 @@ _FIELD = re.compile(
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)")
 # A line that reads like a field but is not one (``*Status**:``, ``Dependencies:``).
 _FIELD_LIKE = re.compile(
-    r"[ \t]*+(?:[-*+][ \t]++)?[*_]{0,3}[ \t]*+(?P<name>[A-Za-z][A-Za-z \t_-]{0,30}?)"
-    r"[ \t]*+[*_]{0,3}[ \t]*+:"
+    r"[ \t]*+(?:(?:[-*+]|[0-9]{1,9}[.)])[ \t]++)?[*_]{0,3}[ \t]*+"
+    r"(?P<name>[A-Za-z][A-Za-z \t_-]{0,30}?)[ \t]*+(?:[*_]{0,3}[ \t]*+:|\*\*[ \t]++\S)"
 )
-_LIST_ITEM = re.compile(r"([ \t]*)[-*+][ \t]+(.*?)[ \t]*\r?\n?$")
+# A list item, bulleted or ordered; the text is greedy (a lazy one before trailing blanks is
+# quadratic on a long run of blanks) and stripped after the match.
+_LIST_ITEM = re.compile(r"([ \t]*+)(?:[-*+]|[0-9]{1,9}[.)])[ \t]++([^\r\n]*+)")
+_SUBTASK_TITLE = re.compile(r"[0-9]{1,18}\.[0-9]+\b")  # "#### 5.1 Sub-step": not a task
 
 
 class Field(NamedTuple):
@@ -181,7 +185,10 @@ class _Section:
             self.fields.append(field)
 
     def list_line(self, line: str, index: int, field: Field | None) -> None:
-        """Follow the indented list under an empty field (``- **Dependencies**:`` + items)."""
+        """Follow the list under an empty field: ``- **Dependencies**:`` or ``**Depends**:``
+        followed by bulleted or numbered items, nested or at the field's own level (GitHub
+        shows both as the field's list). A field at the field's level, or any other line,
+        ends it."""
         target = self.open_list
         if field is not None and not field.value:
             self.open_list = field
@@ -189,12 +196,16 @@ class _Section:
         if target is None:
             return
         item = _LIST_ITEM.match(line)
-        if item is None or len(item[1].expandtabs(4)) <= len(target.indent.expandtabs(4)):
+        depth = len(item[1].expandtabs(4)) if item is not None else -1
+        if item is None or depth < len(target.indent.expandtabs(4)):
             self.open_list = None
-        elif field is None:
+        elif field is not None:
+            if depth <= len(target.indent.expandtabs(4)):
+                self.open_list = None  # a sibling field: the list is over
+        else:
             if self.items is None:
                 self.items = {}
-            self.items.setdefault(target.line, []).append((index, item[2]))
+            self.items.setdefault(target.line, []).append((index, item[2].rstrip(" \t")))
 
     def dependency_values(self, names: DependencyFields) -> list[tuple[Field, int, str, bool]]:
         """(field, line, value, is_reverse) for every dependency field, repeats included, and
@@ -273,7 +284,57 @@ def parse_todo(
             gc.enable()
 
 
-_CODE_SPAN = re.compile(r"(`+)[^`]*+\1")
+_BACKTICKS = re.compile(r"`++")
+
+
+def _without_code_spans(line: str) -> str:
+    """``line`` without its code spans: a run of backticks opens one that the next run of the
+    same length closes (CommonMark 6.1). Linear: one pointer per run length."""
+    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(line)]
+    if len(runs) < 2:
+        return line
+    by_length: dict[int, list[int]] = {}
+    for k, (a, b) in enumerate(runs):
+        by_length.setdefault(b - a, []).append(k)
+    pointer = dict.fromkeys(by_length, 0)
+    out: list[str] = []
+    last = k = 0
+    while k < len(runs):
+        a, b = runs[k]
+        same = by_length[b - a]
+        p = pointer[b - a]
+        while p < len(same) and same[p] <= k:
+            p += 1
+        pointer[b - a] = p
+        if p < len(same):
+            out.append(line[last:a])
+            last = runs[same[p]][1]
+            k = same[p] + 1
+        else:
+            k += 1
+    out.append(line[last:])
+    return "".join(out)
+
+
+_BLOCK_START = re.compile(r"[ \t]*+(?:#|[-*+][ \t]|[0-9]{1,9}[.)][ \t]|```|~~~|>)")
+
+
+def _inline_comment_end(lines: Sequence[str], start: int) -> tuple[int | None, int]:
+    """Where a comment opened on line ``start`` inside a paragraph closes: (the line holding
+    ``-->``, or None, and the line the search stopped at). An HTML comment that does not close
+    before the paragraph ends (a blank line, a heading, a list item, a fence, a quote) is not a
+    comment but literal text (CommonMark 0.31, 6.6)."""
+    for index in range(start + 1, len(lines)):
+        line = lines[index]
+        if not line.strip() or _BLOCK_START.match(line):
+            return None, index
+        if "-->" in line:
+            return index, index
+    return None, len(lines)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" ")) if not line.startswith("\t") else 4
 
 
 def _opens_comment(line: str) -> bool:
@@ -282,7 +343,7 @@ def _opens_comment(line: str) -> bool:
     A ``<!--`` inside a code span (``Handle `<!--` in templates``) is text, not a comment.
     """
     if "`" in line:
-        line = _CODE_SPAN.sub("", line)
+        line = _without_code_spans(line)
     return line.rfind("<!--") > line.rfind("-->")
 
 
@@ -292,38 +353,53 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
     sections: list[_Section] = []
     stack: list[tuple[int, _Section | None]] = []  # open headings: (level, numbered section)
     fence: str | None = None
+    fence_indent = 0
+    fence_in_item = False  # the fence is inside a list item: it ends with the item
+    last_item = False  # the last non-blank line was a list item
     broken: list[tuple[int, str]] = []
     comment = False  # inside an HTML block comment: nothing shows until ``-->``
-    inline_comment = False  # a paragraph's comment is open: its field lines do not show
+    hidden_until = -1  # lines up to here are inside a paragraph's closed comment
+    searched_to = -1  # no comment opened before this line closes (a search reached it)
     owner: _Section | None = None  # the innermost open numbered section: fields go there
     for index in range(start, len(lines)):
         line = lines[index]
         stripped = line.lstrip(" \t")
         first = stripped[:1]
         if fence is not None:
-            if first in "`~" and stripped.startswith(fence):
-                rest = stripped.rstrip("\r\n").strip()
-                if rest.strip(fence[0]) == "" and len(rest) >= len(fence):
-                    fence = None
-            continue
+            blank = not stripped.strip()
+            if fence_in_item and not blank and _indent(line) < fence_indent:
+                fence = None  # the list item holding the fence ended, and the fence with it
+            else:
+                if (
+                    first in "`~"
+                    and stripped.startswith(fence)
+                    and (_indent(line) <= fence_indent + 3)
+                ):
+                    rest = stripped.rstrip("\r\n").strip()
+                    if rest.strip(fence[0]) == "" and len(rest) >= len(fence):
+                        fence = None
+                continue
         if comment:
             comment = "-->" not in line
             continue
         if not first or first in "\r\n":
-            inline_comment = False  # a blank line ends the paragraph, and its comment
             continue
+        was_item, last_item = last_item, _LIST_ITEM.match(line) is not None
         if first == "<" and stripped.startswith("<!--"):
-            comment = "-->" not in stripped[4:]
+            comment = stripped.find("-->", 2) == -1  # ``<!-->`` is a whole comment
             continue
-        if inline_comment and first != "#":
-            inline_comment = "-->" not in line
+        if index <= hidden_until and first != "#":
             continue
-        if "<!--" in line and _opens_comment(line):
-            inline_comment = True
+        if "<!--" in line and index >= searched_to and _opens_comment(line):
+            end, searched_to = _inline_comment_end(lines, index)
+            if end is not None:
+                hidden_until = end
         if first in "`~":
             match = _FENCE.match(line)
             if match is not None and not (match[1][0] == "`" and "`" in match[2]):
                 fence = match[1]
+                fence_indent = _indent(line)
+                fence_in_item = was_item and fence_indent > 0
             continue
         if first == "#" or (index == 0 and stripped.startswith("\ufeff#")):
             match = _HEADING.match(line.lstrip("\ufeff") if index == 0 else line)
@@ -334,9 +410,13 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
                 _, closed = stack.pop()
                 if closed is not None:
                     closed.end = index
-            title_match = _TASK_TITLE.match(_heading_title(match[2]))
+            heading_title = _heading_title(match[2])
+            title_match = _TASK_TITLE.match(heading_title)
             section = None
-            if title_match and 2 <= level <= 4:
+            if title_match is None and 2 <= level <= 4 and _SUBTASK_TITLE.match(heading_title):
+                # A sub-step heading: its fields are its own, never its parent task's.
+                section = _Section(level=level, number=-1, title="", heading=index, end=0)
+            elif title_match and 2 <= level <= 4:
                 section = _Section(
                     level=level,
                     number=int(title_match[1] or title_match[3]),
@@ -347,7 +427,6 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
                 sections.append(section)
             stack.append((level, section))
             owner = next((s for _, s in reversed(stack) if s is not None), None)
-            inline_comment = False  # a heading interrupts the paragraph the comment was in
             continue
         if owner is None:
             continue
@@ -358,9 +437,9 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
                 owner.add(field)
             if not shallow and (owner.open_list is not None or (field and not field.value)):
                 owner.list_line(line, index, field)
-        elif owner.open_list is not None:
-            owner.open_list = None
-        if field is None and not shallow and ":" in line[:48]:
+        elif owner.open_list is not None and not shallow:
+            owner.list_line(line, index, None)  # a numbered item, or the end of the list
+        if field is None and not shallow and (":" in line[:48] or "**" in line[:48]):
             like = _FIELD_LIKE.match(line)
             if like is not None:
                 key = normalize(like["name"])

@@ -57,7 +57,9 @@ _STALE: Mapping[str, tuple[str, ...]] = {
     ),
 }
 _DATED = frozenset({"started", "completed", "failed", "blocked"})
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\b")
+# A line that starts something new (not a continuation of the field line before it).
+_STRUCTURE = re.compile(r"[ \t]*+(?:[-*+][ \t]|[0-9]{1,9}[.)][ \t]|\*\*|#|```|~~~|<!--|>)")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_REASON = 300
 
 
@@ -85,12 +87,15 @@ def today() -> str:
 
 
 def one_line(text: str, limit: int = MAX_REASON) -> str:
-    """Fold a reason to a single line (it must never start new Markdown structure).
+    """Fold a reason to a single line (it must never start new Markdown structure, nor open
+    or close an HTML comment).
 
     A NUL (the file would then look binary) and lone surrogates (they cannot be written as
     UTF-8), both possible in an executor's JSON summary, are replaced.
     """
     text = text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
+    # An HTML comment marker from an executor's summary would hide the fields after it.
+    text = text.replace("<!--", "<!- -").replace("-->", "- ->")
     folded = " ".join(text.split())
     return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 
@@ -121,14 +126,19 @@ def _hard_break(line: str) -> str:
     return "  " if body.endswith("  ") and body.strip() else ""
 
 
-def _stale_lines(task: Task, names: Sequence[str]) -> list[int]:
-    """Lines of the fields ``names`` that batchaction would have written (see _STALE)."""
+def _stale_lines(task: Task, names: Sequence[str], lines: Sequence[str]) -> list[int]:
+    """Lines of the fields ``names`` as batchaction writes them (see _STALE): a dated field
+    holding just a date, a reason on one line. A field whose text goes on over the next line
+    (a person's note) is kept whole."""
     found: list[int] = []
     for field in (*task.fields, *task.repeated):
         if field.key not in names:
             continue
-        if field.key in _DATED and not _DATE.match(field.value.strip()):
+        if field.key in _DATED and not _DATE.fullmatch(field.value.strip()):
             continue
+        following = lines[field.line + 1] if field.line + 1 < len(lines) else ""
+        if following.strip() and not _STRUCTURE.match(following):
+            continue  # a continuation line: the field is longer than one line
         found.append(field.line)
     return found
 
@@ -152,7 +162,7 @@ def patch_status(
         return _restore(result, task, change, style)
     if change.outcome == "set":
         result[status.line] = _set_value(lines[status.line], status.value, change.value or "")
-        return _remove_lines(result, _stale_lines(task, _STALE[change.stale or "open"]))
+        return _remove_lines(result, _stale_lines(task, _STALE[change.stale or "open"], lines))
     result[status.line] = _set_value(lines[status.line], status.value, style.render(change.outcome))
     dated, reason_name = _FIELDS[change.outcome]
     wanted: list[tuple[str, str]] = [(dated, change.date)]
@@ -173,7 +183,7 @@ def patch_status(
             result[existing.line] = _set_value(lines[existing.line], existing.value, value)
         else:
             inserts.append(status.render(name, value, brk + default_eol))
-    stale = _stale_lines(task, _STALE[change.outcome])
+    stale = _stale_lines(task, _STALE[change.outcome], lines)
     if inserts:
         if not result[anchor].endswith("\n"):
             # The anchor is the file's last line, without a newline: the inserted lines end

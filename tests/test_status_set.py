@@ -205,3 +205,35 @@ class TestFromASubdirectory:
         code, out, err = cli("plan", "1", "--json", cwd=sub)
         assert code == 0, err
         assert '"waves": [[1]]' in out
+
+
+class TestPeoplesNotesStay:
+    def test_a_dated_note_is_not_a_date(self, cli: RunCli, tmp_path: Path) -> None:
+        """``Completed: 2024-05-01 phase 1 only`` is a person's note, not the date batchaction
+        writes: running the task again keeps it."""
+        text = "### 5. Task\n- **Status**: [PARTIAL]\n- **Completed**: 2024-05-01 phase 1 only\n"
+        todo = write(tmp_path / "TODO.md", text)
+        assert cli("status", "set", "5", "in-progress", cwd=tmp_path)[0] == 0
+        assert "- **Completed**: 2024-05-01 phase 1 only" in section(read(todo), 5)
+
+    def test_a_reason_over_several_lines_stays_whole(self, cli: RunCli, tmp_path: Path) -> None:
+        text = (
+            "### 5. Task\n**Status**: [FAILED]\n**Failure Reason**: the build broke\n"
+            "because of the vendored parser, see notes\n**Effort**: 1 hour\n"
+        )
+        todo = write(tmp_path / "TODO.md", text)
+        assert cli("status", "set", "5", "completed", cwd=tmp_path)[0] == 0
+        lines = section(read(todo), 5)
+        assert "**Failure Reason**: the build broke" in lines
+        assert "because of the vendored parser, see notes" in lines
+
+    def test_a_reason_cannot_open_a_comment(self, cli: RunCli, tmp_path: Path) -> None:
+        """A reason with ``<!--`` (from an executor's summary) would hide the fields after it."""
+        text = "### 4. A\n**Status**: open\n\n### 5. B\n**Status**: open\n**Dependencies**: 4\n"
+        todo = write(tmp_path / "TODO.md", text)
+        code = cli("status", "set", "5", "failed", "--reason", "x <!-- y", cwd=tmp_path)[0]
+        assert code == 0
+        code, out, err = cli("plan", "4-5", "--json", cwd=tmp_path)
+        assert code == 0, err
+        assert '"waves": [[4], [5]]' in out
+        assert "<!--" not in read(todo)

@@ -48,16 +48,35 @@ class TestHtmlComments:
         text = "### 5. Task\n- **Status**: open\n<!--\n### 6. Task\n- **Status**: open\n"
         assert numbers(text) == [5]
 
-    def test_comment_opened_in_a_paragraph_hides_fields_not_headings(self) -> None:
-        """CommonMark: a heading interrupts the paragraph, so it shows; the field lines that
-        continue the paragraph are inside the comment."""
+    def test_comment_closed_within_its_paragraph_hides_the_lines_between(self) -> None:
+        """A comment opened in a paragraph and closed in it hides the field lines between."""
         text = (
-            "### 5. Task\n- **Status**: open\nSee notes <!-- draft\n- **Dependencies**: Task 9\n"
-            "-->\n### 6. Next\nsome text <!-- x\n- **Status**: open\n"
+            "### 5. Task\n- **Status**: open\n\nNotes <!-- draft\n**Dependencies**: Task 9\n-->\n"
         )
-        doc = parse_todo(text)
-        assert [t.number for t in doc.tasks] == [5]
-        assert doc.tasks[0].dependencies == ()
+        assert parse_todo(text).tasks[0].dependencies == ()
+
+    @pytest.mark.parametrize(
+        "after",
+        [
+            "- **Dependencies**: Task 9\n",  # a list item starts a new block
+            "* **Dependencies**: Task 9\n",
+            "\n**Dependencies**: Task 9\n",  # a blank line ends the paragraph
+        ],
+    )
+    def test_unclosed_comment_in_a_paragraph_is_text(self, after: str) -> None:
+        """``<!--`` that does not close before its paragraph ends is literal text on GitHub
+        (CommonMark 6.6): nothing after it is hidden."""
+        text = "### 5. Task\n- **Status**: open\n- **Effort**: 2h <!-- estimate from\n" + after
+        assert parse_todo(text).tasks[0].dependencies == (9,)
+
+    def test_heading_after_an_open_comment_shows(self) -> None:
+        text = "### 5. A\n- **Status**: open\ntext <!-- x\n### 6. B\n- **Status**: open\n"
+        assert numbers(text) == [5, 6]
+
+    def test_empty_comment_closes_itself(self) -> None:
+        """``<!-->`` is a whole comment (CommonMark 0.31): the rest of the file shows."""
+        text = "<!-->\n### 5. A\n- **Status**: open\n"
+        assert numbers(text) == [5]
 
     def test_comment_opener_in_a_code_span_is_text(self) -> None:
         """GitHub shows the fields after ``Handle `<!--` in templates``: so do we."""
@@ -166,6 +185,23 @@ class TestBrokenStatus:
         assert (problem.line, problem.severity) == (4, "warning")
         assert "'**Status**: VALUE'" in problem.message
 
+    @pytest.mark.parametrize(
+        ("line", "name"),
+        [
+            ("*Dependencies**: Task 4", "Dependencies"),
+            ("Depends On: 4", "Depends On"),
+            ("1. **Dependencies**: Task 4", "Dependencies"),
+            ("- **Blocks** 7", "Blocks"),
+        ],
+    )
+    def test_dependency_like_line_is_a_warning(self, line: str, name: str) -> None:
+        """A dependency line GitHub shows but batchaction cannot read is never silent."""
+        doc = parse_todo(f"### 5. A\n- **Status**: open\n{line}\n")
+        assert doc.tasks[0].dependencies == ()
+        (problem,) = lint_document(doc)
+        assert problem.line == 3
+        assert f"'**{name}**: VALUE'" in problem.message
+
     def test_prose_elsewhere_is_not_reported(self) -> None:
         doc = parse_todo("# Notes\nStatus: all good\n\n### 5. Task\n- **Status**: open\n")
         assert lint_document(doc) == []
@@ -181,3 +217,107 @@ class TestImplemented:
         workflow's own stage word, not batchaction's outcome."""
         style = detect_style(["[IMPLEMENTED]", "[IMPLEMENTED]", "[COMPLETED]", "[PLANNED]"])
         assert style.render("completed") == "[COMPLETED]"
+
+
+class TestFromTheReview:
+    """Inputs an adversarial review found misread; each is read as GitHub shows it now."""
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            "**Dependencies**:\n- Task 4\n",  # a list at the field's own level
+            "- **Dependencies**:\n- Task 4\n",
+            "- **Dependencies**:\n  1. Task 4\n",  # a numbered list
+            "- **Depends**:\n\n  - Task 4\n",  # a loose list
+        ],
+    )
+    def test_lists_under_an_empty_field(self, body: str) -> None:
+        doc = parse_todo(f"### 4. A\n- **Status**: open\n\n### 5. B\n- **Status**: open\n{body}")
+        assert doc.tasks[1].dependencies == (4,)
+
+    def test_sibling_field_ends_the_list(self) -> None:
+        body = "- **Dependencies**:\n- **Effort**: 2 hours\n- Task 4\n"
+        doc = parse_todo(f"### 4. A\n- **Status**: open\n\n### 5. B\n- **Status**: open\n{body}")
+        assert doc.tasks[1].dependencies == ()
+
+    def test_closing_fence_indented_four_spaces_is_code(self) -> None:
+        """CommonMark: a closing fence has at most three spaces of indentation."""
+        text = (
+            "### 5. A\n**Status**: open\n\n```text\nexample:\n    ```\n```\n\n"
+            "### 6. B\n**Status**: open\n**Dependencies**: 5\n"
+        )
+        assert [(t.number, t.dependencies) for t in parse_todo(text).tasks] == [
+            (5, ()),
+            (6, (5,)),
+        ]
+
+    def test_unclosed_fence_in_a_list_item_ends_with_the_item(self) -> None:
+        text = (
+            "### 5. A\n- **Status**: open\n- **Notes**: see\n  ```sh\n  make\n\n"
+            "### 6. B\n- **Status**: open\n"
+        )
+        assert numbers(text) == [5, 6]
+
+    def test_sub_step_headings_keep_their_own_fields(self) -> None:
+        """``#### 5.1 Sub`` is not a task, and its Status is not a second one of task 5."""
+        text = (
+            "### 5. Task\n- **Status**: [NOT STARTED]\n\n#### 5.1 First step\n"
+            "- **Status**: [COMPLETED]\n"
+        )
+        (task,) = parse_todo(text).tasks
+        assert (task.status, task.repeated) == ("[NOT STARTED]", ())
+        assert plan(parse_todo(text).tasks, [5]).run == (5,)
+
+    @pytest.mark.parametrize(
+        "status", ["<!-- was: NOT STARTED --> COMPLETED", "~~In Progress~~ Completed"]
+    )
+    def test_status_reads_what_github_shows(self, status: str) -> None:
+        assert classify(status) == "done"
+
+    def test_plan_warns_about_a_broken_dependency_line(
+        self, tmp_path: pytest.TempPathFactory
+    ) -> None:
+        from pathlib import Path
+
+        from batchaction.loading import read_and_plan
+        from batchaction.settings import Settings
+
+        todo = Path(str(tmp_path)) / "TODO.md"
+        todo.write_text("### 4. A\n- **Status**: open\n\n### 5. B\n- **Status**: open\n"
+                        "*Dependencies**: Task 4\n")  # fmt: skip
+        _, result = read_and_plan(Settings(), todo, [4, 5])
+        assert any("is not a Dependencies field" in w and ":6:" in w for w in result.warnings)
+
+    def test_archived_dependencies_are_one_warning(self) -> None:
+        doc = parse_todo("### 500. A\n- **Status**: open\n- **Dependencies**: Tasks 1-400\n")
+        result = plan(doc.tasks, [500])
+        (warning,) = result.warnings
+        assert "depends on 1-400, which are not in" in warning
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "### 5. B\n- **Status**: open\nfoo <!-- " + "`" * 200_000 + "\n",
+            "### 5. B\n- **Status**: open\n- **Dependencies**: " + "[" * 200_000 + "](\n",
+            "# T\n"
+            + "".join(
+                f"### {n}. a\n**Status**: N\n**Dependencies**: 1-9999, 10000-19998\n\n"
+                for n in range(1, 1001)
+            ),
+            "### 5. A\n" + "- **Status**: open\n" * 30_000,
+            "".join(
+                f"### {n}. a\n- **Status**: open\n- **Dependencies**: {n + 1 if n % 2 else n - 1}\n"
+                for n in range(1, 4001)
+            ),
+        ],
+        ids=["backticks", "brackets", "wide-ranges", "repeated-status", "2000-cycles"],
+    )
+    def test_hostile_files_are_planned_and_linted_quickly(self, text: str) -> None:
+        """Each took from 10 s to several minutes before; now well under a few seconds (the
+        bound here is generous: a slow machine must not fail it)."""
+        import time
+
+        started = time.monotonic()
+        doc = parse_todo(text)
+        lint_document(doc)
+        assert time.monotonic() - started < 20
