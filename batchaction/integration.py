@@ -41,14 +41,12 @@ class Integrated:
         return not self.conflicts
 
 
-def _author_env(repo: Path, commit: str) -> dict[str, str]:
-    out = git("log", "-1", "--format=%an%x00%ae%x00%aD", commit, cwd=repo).stdout
-    name, email, date = out.rstrip("\n").split("\x00")
-    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date}
-
-
-def _message(repo: Path, commit: str) -> str:
-    return git("log", "-1", "--format=%B", commit, cwd=repo).stdout
+def _author_and_message(repo: Path, commit: str) -> tuple[dict[str, str], str]:
+    """A commit's author (as ``GIT_AUTHOR_*``) and its message, in one git call."""
+    out = git("log", "-1", "--format=%an%x00%ae%x00%aD%x00%B", commit, cwd=repo).stdout
+    name, email, date, message = out.split("\x00", 3)
+    author = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date}
+    return author, message.removesuffix("\n")
 
 
 class IntegrationRef:
@@ -90,7 +88,16 @@ class IntegrationRef:
             cleaned = self._clean_chain(start, [head], squash=(number, title, commits))
         else:
             cleaned = self._clean_chain(start, commits)
+        if start == self.tip and not merges:
+            # Nothing was integrated since the task started: its cleaned commits go on as they
+            # are (a fast-forward).
+            made_now = tuple(c for _, c in cleaned)
+            if made_now:
+                git("update-ref", self.ref, made_now[-1], self.tip, cwd=self.repo)
+                self.tip = made_now[-1]
+            return Integrated(self.tip, made_now)
         tip = self.tip
+        tip_tree = git("rev-parse", f"{tip}^{{tree}}", cwd=self.repo).stdout.strip()
         made: list[str] = []
         for original, commit in cleaned:
             merged = git(
@@ -107,13 +114,14 @@ class IntegrationRef:
                 if resolved is None:
                     return Integrated(self.tip, conflicts=files or ("(unknown files)",))
                 tree = resolved
-            if tree == git("rev-parse", f"{tip}^{{tree}}", cwd=self.repo).stdout.strip():
+            if tree == tip_tree:
                 continue  # nothing new: the tip already holds this change
-            env = {**_author_env(self.repo, original), **self.committer}
+            author, message = _author_and_message(self.repo, original)
             tip = git(
-                "commit-tree", tree, "-p", tip, "-F", "-", cwd=self.repo, env=env,
-                input_text=_message(self.repo, original),
+                "commit-tree", tree, "-p", tip, "-F", "-", cwd=self.repo,
+                env={**author, **self.committer}, input_text=message,
             ).stdout.strip()  # fmt: skip
+            tip_tree = tree
             made.append(tip)
         if made:
             git("update-ref", self.ref, tip, self.tip, cwd=self.repo)
@@ -165,20 +173,24 @@ class IntegrationRef:
 
     # -- cleaning -----------------------------------------------------------------------------
 
-    def _clean_tree(self, commit: str, start: str) -> str:
-        """``commit``'s tree with the stripped paths as they are in ``start``."""
-        tree = git("rev-parse", f"{commit}^{{tree}}", cwd=self.repo).stdout.strip()
+    def _strip_entries(self, rev: str) -> list[str]:
+        """Index entries for the stripped paths as they are in ``rev`` (mode 0: absent)."""
         if not self.strip:
+            return []
+        listed = git("ls-tree", "-z", rev, "--", *self.strip, cwd=self.repo).stdout
+        found: dict[str, str] = {}
+        for record in filter(None, listed.split("\0")):
+            mode_type_sha, _, path = record.partition("\t")
+            mode, _, sha = mode_type_sha.split(" ")
+            found[path] = f"{mode} {sha}\t{path}"
+        return [found.get(path, f"0 {ZERO}\t{path}") for path in self.strip]
+
+    def _clean_tree(self, commit: str, entries: Sequence[str]) -> str:
+        """``commit``'s tree with the stripped paths set to ``entries`` (as in the start); the
+        tree itself when they already are."""
+        tree = git("rev-parse", f"{commit}^{{tree}}", cwd=self.repo).stdout.strip()
+        if not entries or self._strip_entries(commit) == list(entries):
             return tree
-        entries: list[str] = []
-        for path in self.strip:
-            listed = git("ls-tree", start, "--", path, cwd=self.repo).stdout.strip()
-            if listed:
-                mode_type_sha, _, _ = listed.partition("\t")
-                mode, _, sha = mode_type_sha.split(" ")
-                entries.append(f"{mode} {sha}\t{path}")
-            else:
-                entries.append(f"0 {ZERO}\t{path}")
         return self._with_entries(tree, entries)
 
     def _clean_chain(
@@ -191,22 +203,21 @@ class IntegrationRef:
         of ``start``); commits left empty by the cleaning are dropped."""
         parent = start
         parent_tree = git("rev-parse", f"{start}^{{tree}}", cwd=self.repo).stdout.strip()
+        entries = self._strip_entries(start)
         result: list[tuple[str, str]] = []
         for commit in commits:
-            tree = self._clean_tree(commit, start)
+            tree = self._clean_tree(commit, entries)
             if tree == parent_tree:
                 continue
+            author, message = _author_and_message(self.repo, commit)
             if squash is not None:
                 number, title, originals = squash
-                subjects = [
-                    git("log", "-1", "--format=%s", c, cwd=self.repo).stdout.strip()
-                    for c in originals
-                ]
+                subjects = git(
+                    "log", "--no-walk=unsorted", "--format=%s", *originals, cwd=self.repo
+                ).stdout.splitlines()
                 message = f"task {number}: {title}\n\nSquashed (the task's history had merges):\n"
-                message += "".join(f"- {s}\n" for s in subjects)
-            else:
-                message = _message(self.repo, commit)
-            env = {**_author_env(self.repo, commit), **self.committer}
+                message += "".join(f"- {s}\n" for s in reversed(subjects))
+            env = {**author, **self.committer}
             cleaned = git(
                 "commit-tree", tree, "-p", parent, "-F", "-", cwd=self.repo, env=env,
                 input_text=message,

@@ -91,6 +91,8 @@ class Workspaces:
     start_sha: str = ""
     ref: IntegrationRef | None = None
     pool: WorktreePool | None = None
+    identity: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)  # executor command -> resolved
 
     def _opened(self) -> tuple[WorktreePool, IntegrationRef]:
         if self.pool is None or self.ref is None:
@@ -107,7 +109,7 @@ class Workspaces:
 
     def open(self) -> None:
         """Salvage killed runs' worktrees, note uncommitted tracked changes, make the ref."""
-        ident = _identity(self.repo, self.author)
+        ident = self.identity = _identity(self.repo, self.author)
         with self.lock:
             for branch in salvage_orphans(self.repo, self.todo_rel, ident):
                 self.notices.append(f"work left by a killed run was saved on {branch}")
@@ -150,6 +152,11 @@ class Workspaces:
     def command(self, command: str) -> str:
         """The executor command with its first word resolved against where ``run`` started,
         when it is a path (has a ``/``) that is not a tracked file of the repository."""
+        if command not in self.commands:
+            self.commands[command] = self._resolve(command)
+        return self.commands[command]
+
+    def _resolve(self, command: str) -> str:
         try:
             words = shlex.split(command)
         except ValueError:
@@ -180,7 +187,7 @@ class Workspaces:
         (``integrate``) or keep them on the task's branch (``keep``); frees the worktree."""
         pool, ref = self._opened()
         tree = pool.busy[number]
-        ident = _identity(self.repo, self.author)
+        ident = self.identity
         work = TaskWork()
         try:
             head = commit_leftovers(
