@@ -155,10 +155,21 @@ def _workspaces(
     settings: Settings, repo: Path, started_in: Path, todo: Path, reporter: Reporter | None
 ) -> Workspaces | None:
     """Worktree isolation when asked for, or by default in a git repository with a commit."""
-    from batchaction.workspaces import Workspaces, has_commits  # noqa: PLC0415
+    from batchaction.workspaces import MIN_GIT, Workspaces, git_version, has_commits  # noqa: PLC0415
 
     mode = settings.isolation
     if mode == "none":
+        return None
+    version = git_version()
+    if version and version < MIN_GIT:
+        wanted = ".".join(map(str, MIN_GIT))
+        have = ".".join(map(str, version))
+        if mode == "worktree":
+            raise BatchError(
+                f"--isolation worktree needs git {wanted} or later (this is git {have}): "
+                "update git, or pass --isolation none"
+            )
+        _notice(reporter, f"git {have} is older than {wanted}: tasks share the work tree")
         return None
     if not has_commits(repo):
         if mode == "worktree":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shlex
 import threading
 from dataclasses import dataclass, field
@@ -32,6 +33,19 @@ IDENTITY_EMAIL = "batchaction@users.noreply.github.com"
 
 def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+MIN_GIT = (2, 38)  # git merge-tree --write-tree
+
+
+def git_version() -> tuple[int, ...]:
+    """The installed git's version (``(2, 39, 5)``), or ``()`` when there is no git."""
+    try:
+        out = git("version", cwd=Path.cwd(), check=False).stdout
+    except OSError:
+        return ()
+    numbers = re.findall(r"\d+", out.split("version", 1)[-1])[:3]
+    return tuple(int(n) for n in numbers)
 
 
 def has_commits(repo: Path) -> bool:

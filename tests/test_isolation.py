@@ -299,3 +299,38 @@ class TestWhatAFreshWorktreeLacks:
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert task_commits(repo, start) == {"task 1": ["out-1.txt"]}
+
+
+class TestOldGit:
+    @pytest.fixture
+    def old_git(self, tmp_path: Path) -> dict[str, str]:
+        """A ``git`` on PATH that says it is 2.30 and otherwise is the real git."""
+        import shutil
+
+        real = shutil.which("git")
+        assert real is not None
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        fake = bin_dir / "git"
+        fake.write_text(
+            f'#!/bin/sh\nif [ "$1" = version ]; then echo "git version 2.30.0"; exit 0; fi\n'
+            f'exec "{real}" "$@"\n'
+        )
+        fake.chmod(0o755)
+        return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    def test_default_falls_back_to_the_shared_work_tree(
+        self, repo: Path, old_git: dict[str, str]
+    ) -> None:
+        code, summary, err = run(repo, "4", AGENT_COMMIT="0", **old_git)
+        assert code == 0, err
+        assert "git 2.30.0 is older than 2.38: tasks share the work tree" in err
+        assert summary["isolation"] == {"mode": "none"}
+
+    def test_asking_for_worktrees_is_a_clear_error(
+        self, repo: Path, old_git: dict[str, str]
+    ) -> None:
+        code, _, err = run(repo, "4", "--isolation", "worktree", **old_git)
+        assert code == 2
+        assert "needs git 2.38 or later (this is git 2.30.0)" in err
+        assert "Traceback" not in err
