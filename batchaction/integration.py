@@ -101,15 +101,16 @@ class IntegrationRef:
         made: list[str] = []
         for original, commit in cleaned:
             merged = git(
-                "merge-tree", "--write-tree", "--name-only", "--no-messages", tip, commit,
+                "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", tip, commit,
                 cwd=self.repo, check=False,
             )  # fmt: skip
-            lines = merged.stdout.splitlines()
             if merged.returncode not in (0, 1):
                 git("merge-tree", "--write-tree", tip, commit, cwd=self.repo)  # raises
-            tree = lines[0]
+            # -z: the tree, then each conflicted path, NUL-terminated (names stay unquoted).
+            fields = merged.stdout.split("\0")
+            tree = fields[0].strip()
             if merged.returncode == 1:
-                files = tuple(dict.fromkeys(line for line in lines[1:] if line))
+                files = tuple(dict.fromkeys(f for f in fields[1:] if f and "\n" not in f))
                 resolved = self._resolve_lines(tree, files, start, tip, commit)
                 if resolved is None:
                     return Integrated(self.tip, conflicts=files or ("(unknown files)",))
@@ -129,8 +130,14 @@ class IntegrationRef:
         return Integrated(self.tip, tuple(made))
 
     def _blob(self, rev: str, path: str) -> str | None:
-        shown = git("cat-file", "blob", f"{rev}:{path}", cwd=self.repo, check=False)
-        return shown.stdout if shown.returncode == 0 else None
+        """A file's text at ``rev``; None when absent, binary or not UTF-8."""
+        try:
+            shown = git("cat-file", "blob", f"{rev}:{path}", cwd=self.repo, check=False)
+        except UnicodeDecodeError:
+            return None
+        if shown.returncode != 0 or "\0" in shown.stdout:
+            return None
+        return shown.stdout
 
     def _resolve_lines(
         self, tree: str, files: Sequence[str], base: str, ours: str, theirs: str

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -92,6 +93,7 @@ def execute(request: RunRequest) -> RunResult:
         expose_token=settings.expose_token,
         environ=request.environ,
         workspaces=workspaces,
+        token=workspaces.token if workspaces is not None else "",
     )
     scheduler = Scheduler(
         request.plan,
@@ -187,6 +189,7 @@ def _workspaces(
         copy=settings.worktree_copy,
         link=settings.worktree_link,
         author=settings.task_author,
+        token=f"{os.getpid()}-{secrets.token_hex(6)}",
     )
     workspaces.open()
     for notice in workspaces.notices:

@@ -81,6 +81,7 @@ class RunOptions:
     expose_token: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     workspaces: Workspaces | None = None  # worktree isolation, else every task runs in cwd
+    token: str = ""  # prefix of BATCH_RUN_TOKEN (default: made by the scheduler)
 
 
 class Reporter:
@@ -133,7 +134,8 @@ class Scheduler:
         self.failed_first: int | None = None
         self.signal_received: int | None = None
         self.hurry = False  # a second SIGINT: no more grace for anything
-        self.token = f"{os.getpid()}-{secrets.token_hex(6)}"  # BATCH_RUN_TOKEN=<this>:<n>:<try>
+        # BATCH_RUN_TOKEN=<token>:<n>:<attempt> marks every process a task starts.
+        self.token = options.token or f"{os.getpid()}-{secrets.token_hex(6)}"
 
     # -- public -----------------------------------------------------------------------------
 
@@ -343,9 +345,9 @@ class Scheduler:
             work = self.options.workspaces.finish(
                 run.number, run.title, integrate=integrate, keep=not integrate
             )
-        except (OSError, BatchError) as exc:
+        except Exception as exc:
             run.outcome = "failed"
-            run.reason = f"could not integrate the task's work: {exc}"
+            run.reason = f"could not collect the task's work: {exc}"
             return
         run.branch = work.branch
         run.commits += len(work.integrated)

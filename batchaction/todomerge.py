@@ -61,6 +61,25 @@ def merge_file(ours: str, base: str, theirs: str) -> str:
     return proc.stdout.decode("utf-8")
 
 
+def merge_section(ours: str, base: str, theirs: str) -> str:
+    """A task's own section: its edits (lines it added under Status, a Plan line) merged into
+    the shared section. The task's own Status value does not count (the run's outcome is
+    written over it); changes to disjoint lines merge, adjacent ones included
+    (``integration.merge_lines``); where both changed the same lines, the shared file wins."""
+    from batchaction.integration import merge_lines  # noqa: PLC0415
+
+    base_doc, their_doc = parse_todo(base), parse_todo(theirs)
+    if base_doc.tasks and their_doc.tasks:
+        base_status = base_doc.tasks[0].field("status")
+        their_status = their_doc.tasks[0].field("status")
+        if base_status is not None and their_status is not None:
+            their_lines = list(their_doc.lines)
+            their_lines[their_status.line] = base_doc.lines[base_status.line]
+            theirs = "".join(their_lines)
+    merged = merge_lines(base, ours, theirs)
+    return merged if merged is not None else merge_file(ours, base, theirs)
+
+
 def merge_task_edits(base: str, theirs: str, ours: str, number: int) -> TodoMerge:
     """Merge task ``number``'s edits (``base`` -> ``theirs``) into the shared text ``ours``."""
     if theirs == base:
@@ -81,7 +100,10 @@ def merge_task_edits(base: str, theirs: str, ours: str, number: int) -> TodoMerg
     if own_base is not None:
         start, end = _section(base_doc, own_base)
         del base_rest[start:end]
-    if "".join(their_rest) != "".join(base_rest) or (own_base is None) != (own_theirs is None):
+    # Blank lines at the end do not count (agents that rewrite the file often drop them).
+    if "".join(their_rest).rstrip() != "".join(base_rest).rstrip() or (own_base is None) != (
+        own_theirs is None
+    ):
         return TodoMerge(
             ours,
             False,
@@ -94,8 +116,9 @@ def merge_task_edits(base: str, theirs: str, ours: str, number: int) -> TodoMerg
         b0, b1 = _section(base_doc, own_base)
         t0, t1 = _section(their_doc, own_theirs)
         o0, o1 = _section(our_doc, own_ours)
-        merged = merge_file("".join(lines[o0:o1]), "".join(base_doc.lines[b0:b1]),
-                            "".join(their_doc.lines[t0:t1]))  # fmt: skip
+        merged = merge_section(
+            "".join(lines[o0:o1]), "".join(base_doc.lines[b0:b1]), "".join(their_doc.lines[t0:t1])
+        )
         lines[o0:o1] = [merged]
     elif own_theirs is not None and own_ours is None:
         return TodoMerge(ours, False, f"task {number} is no longer in the TODO file: not merged")

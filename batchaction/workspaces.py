@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchaction.gitops import current_branch, git
+from batchaction.gitops import GitError, current_branch, git
 from batchaction.integration import IntegrationRef
 from batchaction.todomerge import merge_task_edits
 from batchaction.worktrees import Worktree, WorktreePool, commit_leftovers, salvage_orphans
@@ -99,6 +99,7 @@ class Workspaces:
     author: str | None = None
     branch_prefix: str | None = None  # default batchaction/<run-id>
     run_id: str = field(default_factory=new_run_id)
+    token: str = ""  # the run's BATCH_RUN_TOKEN prefix, recorded for a later salvage
     lock: threading.Lock = field(default_factory=threading.Lock)
     notices: list[str] = field(default_factory=list)
     branches: dict[int, str] = field(default_factory=dict)
@@ -147,7 +148,7 @@ class Workspaces:
             self.pool = WorktreePool(
                 self.repo, self.run_id, self.max_parallel, self.todo_rel, self.copy, self.link
             )
-            self.pool.open()
+            self.pool.open(self.token)
 
     # -- per task -----------------------------------------------------------------------------
 
@@ -198,41 +199,70 @@ class Workspaces:
 
     def finish(self, number: int, title: str, integrate: bool, keep: bool) -> TaskWork:
         """Commit the task's leftovers, merge its TODO edits, then integrate its commits
-        (``integrate``) or keep them on the task's branch (``keep``); frees the worktree."""
+        (``integrate``) or keep them on the task's branch (``keep``); frees the worktree.
+
+        Whatever fails on the way, what the task made is kept on its branch if it can be read
+        at all, and a worktree that could not be read is dropped from the pool. Raises
+        GitError only when nothing of the task's work could be saved.
+        """
         pool, ref = self._opened()
         tree = pool.busy[number]
-        ident = self.identity
         work = TaskWork()
+        branch = f"{self.prefix}/task-{number}"
+        broken = False
         try:
+            tree.repair()  # a task that deleted its .git file still has its work read
+            todo_copy = self._todo_copy(tree)
+            work.todo_conflict = self._merge_todo(number, tree, todo_copy)
+            keep_todo = {self.todo_rel: todo_copy} if work.todo_conflict and todo_copy else None
             head = commit_leftovers(
-                tree.path, f"task {number}: {title}", ident, exclude=pool.excluded()
-            )
-            work.todo_conflict = self._merge_todo(number, tree)
+                tree.path, f"task {number}: {title}", self.identity,
+                exclude=pool.excluded(), extra=None,
+            )  # fmt: skip
             with self.lock:
                 if integrate:
                     result = ref.integrate(number, title, tree.start, head)
                     work.integrated, work.conflicts = result.commits, result.conflicts
-                if (keep or work.conflicts or work.todo_conflict) and head != tree.start:
-                    branch = f"{self.prefix}/task-{number}"
-                    git("branch", "--force", branch, head, cwd=self.repo)
+                if (keep or work.conflicts or keep_todo) and (head != tree.start or keep_todo):
+                    kept = head
+                    if keep_todo:  # the TODO edits that were not merged go on the branch too
+                        kept = commit_leftovers(
+                            tree.path, f"task {number}: its TODO.md edits (not merged)",
+                            self.identity, exclude=pool.excluded(), extra=keep_todo,
+                        )  # fmt: skip
+                    git("branch", "--force", branch, kept, cwd=self.repo)
                     work.branch = self.branches[number] = branch
+        except (GitError, OSError, UnicodeDecodeError) as exc:
+            broken = True
+            saved = git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=tree.path, check=False)
+            if saved.returncode == 0 and saved.stdout.strip() != tree.start:
+                git("branch", "--force", branch, saved.stdout.strip(), cwd=self.repo, check=False)
+                work.branch = self.branches[number] = branch
+            work.conflicts = ()
+            raise GitError(
+                ["(collect task work)"],
+                1,
+                f"{exc}" + (f" (its commits are kept on {work.branch})" if work.branch else ""),
+            ) from None
         finally:
             with self.lock:
-                pool.release(number)
+                pool.release(number, broken=broken)
         return work
 
-    def _merge_todo(self, number: int, tree: Worktree) -> str | None:
+    def _todo_copy(self, tree: Worktree) -> str | None:
+        """The task's TODO copy as it left it, or None (deleted, unreadable, not UTF-8)."""
+        try:
+            return (tree.path / self.todo_rel).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _merge_todo(self, number: int, tree: Worktree, theirs: str | None) -> str | None:
         from filelock import FileLock  # noqa: PLC0415
 
         from batchaction.writeback import atomic_replace, lock_path  # noqa: PLC0415
 
-        copy = tree.path / self.todo_rel
-        try:
-            theirs = copy.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None  # deleted or binary: nothing of it is merged
-        if theirs == tree.todo_copy:
-            return None
+        if theirs is None or theirs == tree.todo_copy:
+            return None  # unchanged, deleted or unreadable: nothing of it is merged
         with FileLock(lock_path(self.todo), thread_local=False, timeout=60):
             ours = self.todo.read_bytes().decode("utf-8")
             merged = merge_task_edits(tree.todo_copy, theirs, ours, number)

@@ -14,11 +14,12 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchaction.gitops import git
+from batchaction.gitops import GitError, git
 
 
 def process_start_time(pid: int) -> str | None:
@@ -43,6 +44,21 @@ class Worktree:
     start: str = ""  # the commit the current task started from
     number: int | None = None  # the task using it
     todo_copy: str = ""  # the TODO file's text when the task started (for the 3-way merge)
+    gitlink: str = ""  # the worktree's ``.git`` file as git wrote it
+
+    def repair(self) -> None:
+        """Put back the ``.git`` file a task deleted or replaced, so that its work can be read."""
+        link = self.path / ".git"
+        try:
+            current = link.read_text(encoding="utf-8") if link.is_file() else None
+        except OSError:
+            current = None
+        if self.gitlink and current != self.gitlink:
+            if link.is_dir() and not link.is_symlink():
+                shutil.rmtree(link, ignore_errors=True)
+            else:
+                link.unlink(missing_ok=True)
+            link.write_text(self.gitlink, encoding="utf-8")
 
 
 @dataclass
@@ -65,24 +81,34 @@ class WorktreePool:
     def root(self) -> Path:
         return common_dir(self.repo) / "batchaction" / "worktrees" / self.run_id
 
-    def open(self) -> None:
-        """Claim this run's directory: ``owner.json`` with this process's pid and start time."""
+    def open(self, token: str = "") -> None:
+        """Claim this run's directory: ``owner.json`` with this process's pid and start time,
+        and the prefix of its executors' ``BATCH_RUN_TOKEN``."""
         self.root.mkdir(parents=True, exist_ok=True)
-        owner = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+        owner = {"pid": os.getpid(), "start": process_start_time(os.getpid()), "token": token}
         (self.root / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
 
     def acquire(self, number: int, start: str, todo_text: str) -> Worktree:
         """A clean worktree at ``start`` for task ``number``, holding ``todo_text`` as its TODO
-        file and the ``copy``/``link`` files."""
-        if self.free:
-            tree = self.free.pop()
-            git("checkout", "--quiet", "--detach", "--force", start, cwd=tree.path)
-            git("clean", "-ffdxq", cwd=tree.path)
-        else:
+        file and the ``copy``/``link`` files. A pooled worktree that cannot be reset (a task
+        broke it) is dropped and a new one made."""
+        tree = None
+        while self.free and tree is None:
+            candidate = self.free.pop()
+            try:
+                candidate.repair()
+                git("checkout", "--quiet", "--detach", "--force", start, cwd=candidate.path)
+                git("clean", "-ffdxq", cwd=candidate.path)
+                tree = candidate
+            except (GitError, OSError):
+                self.discard(candidate)
+        if tree is None:
             self.made += 1
             tree = Worktree(self.root / f"slot-{self.made}", self.made)
+            shutil.rmtree(tree.path, ignore_errors=True)
             git("worktree", "add", "--quiet", "--detach", "--force", str(tree.path), start,
                 cwd=self.repo)  # fmt: skip
+            tree.gitlink = (tree.path / ".git").read_text(encoding="utf-8")
         tree.start, tree.number, tree.todo_copy = start, number, todo_text
         target = tree.path / self.todo
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -95,11 +121,19 @@ class WorktreePool:
         self.busy[number] = tree
         return tree
 
-    def release(self, number: int) -> None:
+    def release(self, number: int, broken: bool = False) -> None:
+        """The task is done with its worktree: back to the pool, or, ``broken``, dropped."""
         tree = self.busy.pop(number)
         tree.number = None
         (self.root / f"slot-{tree.slot}.json").unlink(missing_ok=True)
-        self.free.append(tree)
+        if broken:
+            self.discard(tree)
+        else:
+            self.free.append(tree)
+
+    def discard(self, tree: Worktree) -> None:
+        shutil.rmtree(tree.path, ignore_errors=True)
+        git("worktree", "prune", cwd=self.repo, check=False)
 
     def close(self) -> None:
         """Remove every worktree of this run and its directory (the branches stay)."""
@@ -165,50 +199,104 @@ def orphaned_runs(repo: Path) -> list[Path]:
 
 
 def salvage_orphans(repo: Path, todo: str, committer: dict[str, str]) -> list[str]:
-    """Commit the work left in killed runs' worktrees to ``batchaction/<run-id>/task-<n>``,
-    then remove those worktrees. Returns the branch names made."""
+    """Commit the work left in killed runs' worktrees to ``batchaction/<run-id>/task-<n>``
+    (their executors, which outlive a SIGKILLed run, are stopped first), then remove those
+    worktrees. Never raises for one broken worktree: what can be saved is saved. Returns the
+    branch names made."""
     branches: list[str] = []
     for run_dir in orphaned_runs(repo):
+        token = _owner(run_dir).get("token")
+        if isinstance(token, str) and token:
+            _kill_marked(f"BATCH_RUN_TOKEN={token}:")
         for slot in sorted(run_dir.glob("slot-*.json")):
-            with contextlib.suppress(OSError, ValueError, KeyError):
+            try:
                 info = json.loads(slot.read_text(encoding="utf-8"))
-                tree = run_dir / slot.stem
-                if not tree.is_dir():
-                    continue
-                branch = f"batchaction/{run_dir.name}/task-{int(info['task'])}"
-                head = commit_leftovers(
-                    tree, f"task {int(info['task'])}: work left by a killed run", committer,
-                    exclude=[f"{todo}.lock"],
-                )  # fmt: skip
+                number = int(info["task"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            tree = run_dir / slot.stem
+            if not tree.is_dir():
+                continue
+            branch = f"batchaction/{run_dir.name}/task-{number}"
+            with contextlib.suppress(GitError, OSError):
+                try:
+                    head = commit_leftovers(
+                        tree, f"task {number}: work left by a killed run", committer,
+                        exclude=[f"{todo}.lock"],
+                    )  # fmt: skip
+                except GitError:
+                    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=tree).stdout.strip()
                 git("branch", "--force", branch, head, cwd=repo)
                 branches.append(branch)
-        for tree in run_dir.glob("slot-*"):
-            if tree.is_dir():
-                git("worktree", "remove", "--force", "--force", str(tree), cwd=repo, check=False)
         ref = f"refs/batchaction/{run_dir.name}/tip"
         tip = git("rev-parse", "--verify", "-q", ref, cwd=repo, check=False).stdout.strip()
         if tip:
             merged = git("merge-base", "--is-ancestor", tip, "HEAD", cwd=repo, check=False)
             if merged.returncode != 0:  # integrated work that never reached the branch
                 branch = f"batchaction/{run_dir.name}"
-                git("branch", "--force", branch, tip, cwd=repo)
+                git("branch", "--force", branch, tip, cwd=repo, check=False)
                 branches.append(branch)
             git("update-ref", "-d", ref, cwd=repo, check=False)
         shutil.rmtree(run_dir, ignore_errors=True)
-    if branches or orphaned_runs(repo):
-        git("worktree", "prune", cwd=repo, check=False)
+    git("worktree", "prune", cwd=repo, check=False)
     return branches
 
 
+def _owner(run_dir: Path) -> dict[str, object]:
+    try:
+        data = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _kill_marked(marker: str) -> None:
+    """SIGKILL every process whose environment holds ``marker`` (a dead run's executors)."""
+    wanted = marker.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if wanted in Path(f"/proc/{name}/environ").read_bytes():
+                os.kill(int(name), signal.SIGKILL)
+
+
 def commit_leftovers(
-    tree: Path, message: str, identity: dict[str, str], *, exclude: Sequence[str] = ()
+    tree: Path,
+    message: str,
+    identity: dict[str, str],
+    *,
+    exclude: Sequence[str] = (),
+    extra: dict[str, str] | None = None,
 ) -> str:
-    """Commit what a task left behind in its worktree (changes to tracked files, untracked files
-    that are not ignored; never the paths ``exclude``); returns the worktree's HEAD afterwards."""
-    git("add", "-A", "--", ".", cwd=tree)
-    for path in exclude:  # unstaged again: as in HEAD, or not at all
-        git("reset", "-q", "HEAD", "--", path, cwd=tree, check=False)
-    staged = git("diff", "--cached", "--quiet", cwd=tree, check=False)
-    if staged.returncode == 1:
-        git("commit", "--quiet", "--no-verify", "-m", message, cwd=tree, env=identity)
-    return git("rev-parse", "HEAD", cwd=tree).stdout.strip()
+    """A commit of what a task left in its worktree on top of its HEAD (changes to tracked
+    files, untracked files that are not ignored, never the paths ``exclude``), or HEAD when it
+    left nothing. ``extra`` maps paths to text to commit as well (a TODO copy to keep).
+
+    Made with plumbing on a private index (``read-tree``, ``add -A``, ``write-tree``,
+    ``commit-tree``): the worktree's own index, its ``index.lock`` (a killed agent leaves
+    one) and its hooks play no part, and the worktree itself is not changed. An embedded
+    repository without a commit is skipped. Raises GitError when HEAD cannot be read.
+    """
+    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=tree).stdout.strip()
+    index = tree / ".." / f".batchaction-index-{tree.name}-{os.getpid()}"
+    env = {"GIT_INDEX_FILE": str(index.resolve())}
+    try:
+        git("read-tree", head, cwd=tree, env=env)
+        added = git("add", "-A", "--", ".", cwd=tree, env=env, check=False)
+        if added.returncode != 0:
+            git("add", "-A", "--ignore-errors", "--", ".", cwd=tree, env=env, check=False)
+        for path in exclude:  # back as in HEAD, or not at all
+            git("reset", "-q", head, "--", path, cwd=tree, env=env, check=False)
+        for path, text in (extra or {}).items():
+            blob = git("hash-object", "-w", "--stdin", cwd=tree, input_text=text).stdout.strip()
+            git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", cwd=tree,
+                env=env)  # fmt: skip
+        tree_sha = git("write-tree", cwd=tree, env=env).stdout.strip()
+    finally:
+        index.unlink(missing_ok=True)
+    if tree_sha == git("rev-parse", f"{head}^{{tree}}", cwd=tree).stdout.strip():
+        return head
+    return git(
+        "commit-tree", tree_sha, "-p", head, "-m", message, cwd=tree, env=identity
+    ).stdout.strip()

@@ -9,6 +9,7 @@ permission is refused (``PermissionError``), even for root, whom the rename woul
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import errno
 import os
@@ -301,13 +302,18 @@ def apply_changes(
             grouped.setdefault(change.number, []).append(change)
         else:
             missing.append(change)
+    # A task's own lines end where a task nested in its section begins: sections patched from
+    # the last to the first then never overlap, and no patch shifts another's lines.
+    headings = sorted(t.heading_line for t in doc.tasks)
     for number in sorted(grouped, key=lambda n: by_number[n][0].heading_line, reverse=True):
         task = by_number[number][0]
-        section = lines[task.heading_line : task.end_line]
+        nested = bisect.bisect_right(headings, task.heading_line)
+        end = min(task.end_line, headings[nested]) if nested < len(headings) else task.end_line
+        section = lines[task.heading_line : end]
         for change in grouped[number]:
             own = parse_todo("".join(section), table).tasks[0]
             section = patch_status(section, own, change, style)
-        lines[task.heading_line : task.end_line] = section
+        lines[task.heading_line : end] = section
     applied = tuple(c for c in changes if c.number in grouped)
     return PatchResult("".join(lines), applied, tuple(missing))
 

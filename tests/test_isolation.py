@@ -334,3 +334,83 @@ class TestOldGit:
         assert code == 2
         assert "needs git 2.38 or later (this is git 2.30.0)" in err
         assert "Traceback" not in err
+
+
+def script(repo: Path, name: str, body: str) -> str:
+    """An executor script outside the repository; returns its command with {number}."""
+    path = repo.parent / name
+    path.write_text("#!/bin/sh\nset -e\nn=$1\n" + body)
+    path.chmod(0o755)
+    return f"{path} {{number}}"
+
+
+def run_with(
+    repo: Path, selection: str, executor: str, *extra: str
+) -> tuple[int, dict[str, Any], str]:
+    summary = repo.parent / "summary.json"
+    summary.unlink(missing_ok=True)
+    proc = subprocess.run(
+        [*BATCHACTION, "run", selection, "--executor", executor, "--summary-json", str(summary),
+         "--grace", "1", *extra],
+        cwd=repo, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    data = json.loads(summary.read_text()) if summary.exists() else {}
+    return proc.returncode, data, proc.stderr
+
+
+class TestAgentsThatBreakThings:
+    """From a review that tried to make isolation lose work: each case keeps it now."""
+
+    def test_a_stale_index_lock_loses_nothing(self, repo: Path) -> None:
+        """An agent killed mid-commit leaves index.lock: leftovers are committed without it."""
+        start = git(repo, "rev-parse", "HEAD")
+        executor = script(
+            repo, "lock.sh",
+            'echo "work $n" > "out-$n.txt"\ntouch "$(git rev-parse --git-path index.lock)"\n',
+        )  # fmt: skip
+        code, summary, err = run_with(repo, "1-2", executor)
+        assert code == 0, err
+        assert [t["outcome"] for t in summary["tasks"]] == ["completed", "completed"]
+        assert task_commits(repo, start) == {
+            "task 1: Task 1": ["out-1.txt"],
+            "task 2: Task 2": ["out-2.txt"],
+        }
+        no_leftovers(repo)
+
+    def test_a_binary_conflict_fails_one_task_cleanly(self, repo: Path) -> None:
+        executor = script(repo, "bin.sh", 'printf "\\000\\377 task %s" "$n" > blob.bin\n')
+        code, summary, err = run_with(repo, "1-2", executor)
+        assert code == 1, err
+        assert "Traceback" not in err
+        outcomes = sorted(t["outcome"] for t in summary["tasks"])
+        assert outcomes == ["completed", "failed"]
+        failed = next(t for t in summary["tasks"] if t["outcome"] == "failed")
+        assert failed["reason"].startswith("conflict in blob.bin")
+        assert failed["branch"]
+        no_leftovers(repo)
+
+    def test_a_line_the_agent_adds_under_its_status_is_kept(self, repo: Path) -> None:
+        executor = script(
+            repo, "plan.sh",
+            "awk -v n=\"$n\" '{ print } $0 ~ \"^### \" n \"\\\\.\" { hit = 1 } "
+            "hit && /Status/ { print \"- **Plan**: written by the agent\"; hit = 0 }' "
+            "TODO.md > t && mv t TODO.md\n",
+        )  # fmt: skip
+        code, _, err = run_with(repo, "3", executor)
+        assert code == 0, err
+        todo = (repo / "TODO.md").read_text()
+        section = todo.split("### 3. Task 3", 1)[1].split("###", 1)[0]
+        assert "- **Plan**: written by the agent" in section
+        assert "[COMPLETED]" in section
+
+    def test_a_task_that_deletes_its_git_link_keeps_its_work(self, repo: Path) -> None:
+        """The worktree's .git file is put back: the work is read, and the slot serves on."""
+        start = git(repo, "rev-parse", "HEAD")
+        executor = script(
+            repo, "rm.sh", 'echo w > "w-$n.txt"\nif [ "$n" = 1 ]; then rm -f .git; fi\n'
+        )
+        code, summary, err = run_with(repo, "1-3", executor, "--max-parallel", "1")
+        assert code == 0, err
+        assert [t["outcome"] for t in summary["tasks"]] == ["completed"] * 3
+        assert set(task_commits(repo, start)) == {f"task {n}: Task {n}" for n in (1, 2, 3)}
+        no_leftovers(repo)

@@ -466,6 +466,22 @@ class TestApplyChanges:
         assert apply_changes(middle, restored).text == text
         assert apply_changes(text, started + restored).text == text
 
+    def test_start_then_restore_with_a_nested_task(self) -> None:
+        """A task nested in another's section: restoring the inner one changes its line count,
+        and the outer one's restore must not see (or cut) the inner lines."""
+        text = (
+            "# TODO\n\n## 2. Outer\n**Started**: 2001-01-01\n**Completed**: 2001-01-01\n"
+            "**Status**: [NOT STARTED]\n**Failed**: old value\n\n### 3. Inner\n"
+            "**Started**: 2001-01-01\n**Completed**: 2001-01-01\n**Status**: [NOT STARTED]\n"
+        )
+        doc = parse_todo(text)
+        started = [StatusChange(t.number, "in-progress", DATE) for t in doc.tasks]
+        restored = [restore_change(t, doc.lines) for t in doc.tasks]
+        middle = apply_changes(text, started).text
+        assert "Completed" not in middle
+        assert apply_changes(middle, restored).text == text
+        assert apply_changes(text, started + restored).text == text
+
     def test_restore_in_a_crlf_file_of_several_tasks(self) -> None:
         """Restoring, in one write, a task without and one with an older Started line."""
         specs = [
