@@ -414,3 +414,45 @@ class TestAgentsThatBreakThings:
         assert [t["outcome"] for t in summary["tasks"]] == ["completed"] * 3
         assert set(task_commits(repo, start)) == {f"task {n}: Task {n}" for n in (1, 2, 3)}
         no_leftovers(repo)
+
+
+class TestTodoEditsAreNeverLost:
+    def test_an_edit_outside_its_section_is_kept_on_the_tasks_branch(self, repo: Path) -> None:
+        executor = script(repo, "other.sh", "sed -i 's/^# TODO$/# TODO (edited)/' TODO.md\n")
+        code, summary, err = run_with(repo, "2", executor)
+        assert code == 0, err
+        (task,) = summary["tasks"]
+        assert "outside its own section" in task["reason"]
+        assert (repo / "TODO.md").read_text().startswith("# TODO\n")
+        assert git(repo, "show", f"{task['branch']}:TODO.md").startswith("# TODO (edited)")
+
+
+class TestKilledRuns:
+    def test_a_stale_lock_in_a_killed_runs_worktree_does_not_stop_the_next_run(
+        self, repo: Path
+    ) -> None:
+        mark = f"mark-{os.getpid()}-{time.monotonic_ns()}"
+        executor = script(
+            repo, "stale.sh",
+            'echo "w $n" > "w-$n.txt"\ntouch "$(git rev-parse --git-path index.lock)"\n'
+            "sleep 60\n",
+        )  # fmt: skip
+        proc = subprocess.Popen(
+            [*BATCHACTION, "run", "1", "--executor", executor],
+            cwd=repo, env={**os.environ, "AGENT_TEST_MARK": mark},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        assert wait_for(
+            lambda: bool(list(repo.glob(".git/batchaction/worktrees/*/slot-1/w-1.txt"))), timeout=30
+        )
+        os.kill(proc.pid, signal.SIGKILL)  # the run only: its executor lives on, as it would
+        proc.wait(timeout=30)
+        code, _, err = run(repo, "4", AGENT_COMMIT="0")
+        assert code == 0, err
+        saved = [
+            b for b in git(repo, "branch", "--format=%(refname:short)").split() if "task-1" in b
+        ]
+        assert len(saved) == 1
+        assert git(repo, "show", f"{saved[0]}:w-1.txt") == "w 1"
+        assert wait_for(lambda: not processes_with(mark), timeout=10)  # the orphan was stopped
+        no_leftovers(repo)
