@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import NamedTuple
 
 from batchaction.depfields import DEFAULT_FIELDS, DependencyFields, normalize
 from batchaction.deps import parse_dependencies, parse_effort
+from batchaction.markdown import (
+    front_matter_end,
+    heading_title,
+    indent_of,
+    inline_comment_end,
+    opens_comment,
+)
 from batchaction.status import DEFAULT_TABLE, State, StatusTable, classify
 from batchaction.textlines import split_lines
 
@@ -142,27 +148,6 @@ def _parse_field(line: str, index: int) -> Field | None:
     )
 
 
-def _heading_title(rest: str | None) -> str:
-    """A heading's text without its closing ``#`` sequence and trailing blanks."""
-    text = rest or ""
-    text = text[:-1] if text.endswith("\r") else text
-    return text.rstrip(" \t#").strip()
-
-
-def _front_matter_end(lines: list[str]) -> int:
-    """Index of the first line after YAML front matter, or 0 when there is none.
-
-    Front matter is skipped whatever it holds (malformed YAML included); an opening ``---`` that
-    is never closed is a thematic break, not front matter.
-    """
-    if not lines or lines[0].lstrip("\ufeff").rstrip("\r\n").rstrip() != "---":
-        return 0
-    for index in range(1, len(lines)):
-        if lines[index].rstrip("\r\n").rstrip() in ("---", "..."):
-            return index + 1
-    return 0
-
-
 @dataclass(slots=True)
 class _Section:
     level: int
@@ -284,72 +269,9 @@ def parse_todo(
             gc.enable()
 
 
-_BACKTICKS = re.compile(r"`++")
-
-
-def _without_code_spans(line: str) -> str:
-    """``line`` without its code spans: a run of backticks opens one that the next run of the
-    same length closes (CommonMark 6.1). Linear: one pointer per run length."""
-    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(line)]
-    if len(runs) < 2:
-        return line
-    by_length: dict[int, list[int]] = {}
-    for k, (a, b) in enumerate(runs):
-        by_length.setdefault(b - a, []).append(k)
-    pointer = dict.fromkeys(by_length, 0)
-    out: list[str] = []
-    last = k = 0
-    while k < len(runs):
-        a, b = runs[k]
-        same = by_length[b - a]
-        p = pointer[b - a]
-        while p < len(same) and same[p] <= k:
-            p += 1
-        pointer[b - a] = p
-        if p < len(same):
-            out.append(line[last:a])
-            last = runs[same[p]][1]
-            k = same[p] + 1
-        else:
-            k += 1
-    out.append(line[last:])
-    return "".join(out)
-
-
-_BLOCK_START = re.compile(r"[ \t]*+(?:#|[-*+][ \t]|[0-9]{1,9}[.)][ \t]|```|~~~|>)")
-
-
-def _inline_comment_end(lines: Sequence[str], start: int) -> tuple[int | None, int]:
-    """Where a comment opened on line ``start`` inside a paragraph closes: (the line holding
-    ``-->``, or None, and the line the search stopped at). An HTML comment that does not close
-    before the paragraph ends (a blank line, a heading, a list item, a fence, a quote) is not a
-    comment but literal text (CommonMark 0.31, 6.6)."""
-    for index in range(start + 1, len(lines)):
-        line = lines[index]
-        if not line.strip() or _BLOCK_START.match(line):
-            return None, index
-        if "-->" in line:
-            return index, index
-    return None, len(lines)
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" ")) if not line.startswith("\t") else 4
-
-
-def _opens_comment(line: str) -> bool:
-    """True when ``line`` leaves an HTML comment open (``<!--`` without a later ``-->``).
-
-    A ``<!--`` inside a code span (``Handle `<!--` in templates``) is text, not a comment.
-    """
-    if "`" in line:
-        line = _without_code_spans(line)
-    return line.rfind("<!--") > line.rfind("-->")
-
-
 def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields) -> TodoDocument:
     lines = split_lines(text)
-    start = _front_matter_end(lines)
+    start = front_matter_end(lines)
     sections: list[_Section] = []
     stack: list[tuple[int, _Section | None]] = []  # open headings: (level, numbered section)
     fence: str | None = None
@@ -367,13 +289,13 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
         first = stripped[:1]
         if fence is not None:
             blank = not stripped.strip()
-            if fence_in_item and not blank and _indent(line) < fence_indent:
+            if fence_in_item and not blank and indent_of(line) < fence_indent:
                 fence = None  # the list item holding the fence ended, and the fence with it
             else:
                 if (
                     first in "`~"
                     and stripped.startswith(fence)
-                    and (_indent(line) <= fence_indent + 3)
+                    and (indent_of(line) <= fence_indent + 3)
                 ):
                     rest = stripped.rstrip("\r\n").strip()
                     if rest.strip(fence[0]) == "" and len(rest) >= len(fence):
@@ -390,15 +312,15 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
             continue
         if index <= hidden_until and first != "#":
             continue
-        if "<!--" in line and index >= searched_to and _opens_comment(line):
-            end, searched_to = _inline_comment_end(lines, index)
+        if "<!--" in line and index >= searched_to and opens_comment(line):
+            end, searched_to = inline_comment_end(lines, index)
             if end is not None:
                 hidden_until = end
         if first in "`~":
             match = _FENCE.match(line)
             if match is not None and not (match[1][0] == "`" and "`" in match[2]):
                 fence = match[1]
-                fence_indent = _indent(line)
+                fence_indent = indent_of(line)
                 fence_in_item = was_item and fence_indent > 0
             continue
         if first == "#" or (index == 0 and stripped.startswith("\ufeff#")):
@@ -410,10 +332,10 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
                 _, closed = stack.pop()
                 if closed is not None:
                     closed.end = index
-            heading_title = _heading_title(match[2])
-            title_match = _TASK_TITLE.match(heading_title)
+            title_text = heading_title(match[2])
+            title_match = _TASK_TITLE.match(title_text)
             section = None
-            if title_match is None and 2 <= level <= 4 and _SUBTASK_TITLE.match(heading_title):
+            if title_match is None and 2 <= level <= 4 and _SUBTASK_TITLE.match(title_text):
                 # A sub-step heading: its fields are its own, never its parent task's.
                 section = _Section(level=level, number=-1, title="", heading=index, end=0)
             elif title_match and 2 <= level <= 4:
