@@ -238,7 +238,7 @@ debootstrap_base() {
         die "debootstrap $BASE_SUITE from $main failed (log: $STATE/tmp/debootstrap.log)" \
             "check that the mirror serves $BASE_SUITE, or set DEBIAN_MIRROR"
     fi
-    slim_rootfs "$rootfs"
+    slim_rootfs "$rootfs" "$main" "$sec"
     tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.part" .
     mv "$tarball.part" "$tarball"
     remove_tree "$rootfs"
@@ -255,26 +255,32 @@ remove_tree() {
     rm -rf --one-file-system "$d"
 }
 
-# Make a minbase rootfs look like Debian's official -slim image: Debian's own
-# sources (not this host's mirror), no docs/man pages/locales (and dpkg told
-# to keep leaving them out), no apt lists or downloaded .debs, no host files.
+# Make a minbase rootfs look like Debian's official -slim image: deb822
+# sources naming the archive it was built from (the mirrors this machine's own
+# apt configuration names: MAIN, and SECURITY or '-'), no docs/man
+# pages/locales (and dpkg told to keep leaving them out), no apt lists or
+# downloaded .debs, no host files.
 slim_rootfs() {
-    local r=${1:?}
+    local r=${1:?} main=${2:?} sec=${3:?}
     [[ $r != / && -d $r/etc/apt ]] || die "internal: '$r' is not a debootstrapped rootfs"
     rm -f "$r/etc/apt/sources.list"
     cat >"$r/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $main
 Suites: $BASE_SUITE $BASE_SUITE-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    if [[ $sec != - ]]; then
+        cat >>"$r/etc/apt/sources.list.d/debian.sources" <<EOF
 
 Types: deb
-URIs: http://deb.debian.org/debian-security
+URIs: $sec
 Suites: $BASE_SUITE-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+    fi
     cat >"$r/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
 # Slim image: leave documentation, manuals and translations out.
 path-exclude /usr/share/doc/*
@@ -469,10 +475,9 @@ smoke() {
         die "the pushed commit did not arrive in the host's bare repo"
     rm -rf "$ws"
     say "smoke: git push to a bind-mounted bare repo works"
-    # Nothing of the build host may be baked in: env, history, files.
-    local leaks mirrors main sec
-    mirrors=$(host_mirrors)
-    read -r main sec <<<"$mirrors"
+    # Nothing of the build host may be baked in: env, history, files. (The base's
+    # apt sources name the archive it was built from, as an official image's do.)
+    local leaks
     leaks=$(
         podman image inspect "$IMAGE" --format '{{json .Config}}'
         podman history --no-trunc --format '{{.CreatedBy}}' "$IMAGE"
@@ -480,8 +485,6 @@ smoke() {
             'env; cat /etc/apt/sources.list.d/* 2>/dev/null; ls -A /mnt; ls -d /etc/pip.conf /etc/xdg/pip 2>/dev/null; true'
     )
     local bad=(/mnt/ca.crt ca.crt /etc/pip.conf PIP_CERT PIP_INDEX_URL REQUESTS_CA_BUNDLE Check-Valid-Until)
-    [[ $main == http://deb.debian.org/debian ]] || bad+=("${main#*://}")
-    [[ $sec == - || $sec == http://deb.debian.org/debian-security ]] || bad+=("${sec#*://}")
     local b
     for b in "${bad[@]}"; do
         if grep -qF -- "$b" <<<"$leaks"; then
