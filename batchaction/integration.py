@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchaction.gitops import GitError, git
+from batchaction.gitops import git
 
 ZERO = "0" * 40
 
@@ -170,8 +170,6 @@ class IntegrationRef:
                 input_text="".join(e + "\n" for e in entries),
             )  # fmt: skip
             return git("write-tree", cwd=self.repo, env=env).stdout.strip()
-        except GitError:
-            raise
         finally:
             index_file.unlink(missing_ok=True)
 

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 from batchaction.depfields import DEFAULT_FIELDS, DependencyFields
-from batchaction.planner import find_cycle, format_cycle, index_tasks, kahn_levels
-from batchaction.selection import format_selection
+from batchaction.planner import find_cycle, format_cycle, index_tasks, kahn_levels, missing_phrase
 from batchaction.todo import Field, Task, TodoDocument
 
 Severity = Literal["error", "warning"]
@@ -69,16 +68,12 @@ def lint_document(
                 )
         missing = [dep for dep in task.dependencies if dep not in by_number]
         if missing:
-            which = (
-                f"{missing[0]}, which is"
-                if len(missing) == 1
-                else (f"{format_selection(missing)}, which are")
-            )
             problems.append(
                 Problem(
                     dep_line,
                     "warning",
-                    f"task {task.number} depends on {which} not in this file (treated as done)",
+                    f"task {task.number} depends on {missing_phrase(missing)} not in this file "
+                    "(treated as done)",
                 )
             )
     problems.extend(_cycles(doc))

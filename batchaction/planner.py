@@ -76,6 +76,13 @@ def _refuse_duplicate(number: int, duplicates: Mapping[int, list[Task]], why: st
         )
 
 
+def missing_phrase(numbers: Sequence[int]) -> str:
+    """``4, which is`` or ``1-400, which are``: the numbers a warning names, compactly."""
+    if len(numbers) == 1:
+        return f"{numbers[0]}, which is"
+    return f"{format_selection(numbers)}, which are"
+
+
 def _refuse_repeated_status(task: Task, why: str) -> None:
     """A task with two Status fields has no single state: refuse it (exit 2), like duplicates."""
     if not task.repeated:
@@ -231,13 +238,9 @@ def plan(
         inside: list[int] = []
         missing = [dep for dep in task.dependencies if dep not in by_number]
         if missing:
-            which = (
-                f"{missing[0]}, which is"
-                if len(missing) == 1
-                else (f"{format_selection(missing)}, which are")
-            )
             warnings.append(
-                f"task {number} depends on {which} not in {source} (archived?): treated as done"
+                f"task {number} depends on {missing_phrase(missing)} not in {source} "
+                "(archived?): treated as done"
             )
         for dep in task.dependencies:
             dep_task = by_number.get(dep)

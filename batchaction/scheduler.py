@@ -199,7 +199,7 @@ class Scheduler:
                     # (None: the exit, reported in the same batch, already drained and closed it.)
                     sup.pump(proc)
             sup.check_deadlines(time.monotonic())
-            if sup.sweep:
+            if sup.sweep_due(time.monotonic()):
                 self._launch(sup)  # dependents first: the sweep reads /proc
                 sup.sweep_strays()
             if self.signal_received is not None and not self.stopping:

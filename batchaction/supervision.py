@@ -27,6 +27,7 @@ from typing import Any
 from batchaction import executor
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SWEEP_EVERY = 0.2  # seconds between two reads of /proc for strays (one read serves many tasks)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Supervisor:
         self.procs: dict[int, Proc] = {}  # by pidfd
         self.lingering: list[Lingering] = []
         self.sweep: list[str] = []  # tokens of ended tasks whose strays are still to be found
+        self.last_sweep = 0.0
 
     def running(self) -> list[int]:
         return sorted(p.number for p in self.procs.values())
@@ -170,6 +172,7 @@ class Supervisor:
             return 0
         wanted = [f"BATCH_RUN_TOKEN={t}\0".encode() for t in self.sweep]
         self.sweep = []
+        self.last_sweep = time.monotonic()
         marker = f"BATCH_RUN_TOKEN={prefix}".encode() if prefix is not None else None
         own = {os.getpid(), os.getpgrp()}
         found = 0
@@ -195,7 +198,14 @@ class Supervisor:
     def moments(self) -> list[float]:
         """When something is due: a deadline, a SIGKILL after the grace period."""
         found = [p.kill_at if p.kill_at is not None else p.deadline for p in self.procs.values()]
+        if self.sweep:
+            found.append(self.last_sweep + SWEEP_EVERY)
         return found + [linger.kill_at for linger in self.lingering]
+
+    def sweep_due(self, now: float) -> bool:
+        """Strays to look for, and the last look long enough ago: /proc is read at most every
+        SWEEP_EVERY seconds, not once per finished task (500 short tasks would pay 500 reads)."""
+        return bool(self.sweep) and now - self.last_sweep >= SWEEP_EVERY
 
     def check_deadlines(self, now: float) -> None:
         for proc in list(self.procs.values()):

@@ -41,21 +41,15 @@ _LIFECYCLE = frozenset(
 # The fields an outcome makes untrue, removed when it is written. A dated field goes only
 # when its value is a date, as batchaction writes it: ``Blocked: Task 887 completed with
 # sorries`` is a person's note and stays. Started is history and stays, except for not-started.
+_OUTCOME_FIELDS = ("completed", "failed", "failure reason", "blocked", "blocking reason")
 _STALE: Mapping[str, tuple[str, ...]] = {
     "in-progress": ("completed", "blocked", "blocking reason"),
     "completed": ("failed", "failure reason", "blocked", "blocking reason"),
     "failed": ("completed", "blocked", "blocking reason"),
     "blocked": ("completed", "failed", "failure reason"),
     "done": ("failed", "failure reason", "blocked", "blocking reason"),
-    "open": ("completed", "failed", "failure reason", "blocked", "blocking reason"),
-    "not-started": (
-        "started",
-        "completed",
-        "failed",
-        "failure reason",
-        "blocked",
-        "blocking reason",
-    ),
+    "open": _OUTCOME_FIELDS,
+    "not-started": ("started", *_OUTCOME_FIELDS),
 }
 _DATED = frozenset({"started", "completed", "failed", "blocked"})
 # A line that starts something new (not a continuation of the field line before it).
