@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,13 +50,15 @@ def _with_broken_fields(doc: TodoDocument, result: Plan, todo: Path) -> Plan:
     field but are not one (``lint`` reports them for the whole file)."""
     if not doc.broken_fields or not result.tasks:
         return result
+    planned = sorted(result.tasks.values(), key=lambda t: t.heading_line)
+    starts = [t.heading_line for t in planned]
     extra: list[str] = []
     for line, name in doc.broken_fields:
-        for number, task in result.tasks.items():
-            if task.heading_line < line < task.end_line:
-                extra.append(
-                    f"task {number}: {todo}:{line + 1}: {doc.lines[line].strip()[:60]!r} is not "
-                    f"a {name} field and is not read: write '**{name}**: VALUE'"
-                )
-                break
+        at = bisect.bisect_right(starts, line) - 1  # the last planned heading above the line
+        if at >= 0 and line < planned[at].end_line:
+            extra.append(
+                f"task {planned[at].number}: {todo}:{line + 1}: "
+                f"{doc.lines[line].strip()[:60]!r} is not a {name} field and is not read: "
+                f"write '**{name}**: VALUE'"
+            )
     return result._replace(warnings=(*result.warnings, *extra)) if extra else result
