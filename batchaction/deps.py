@@ -148,6 +148,11 @@ def parse_dependencies(value: str) -> Dependencies:
                 "(write it outside the parentheses if it is one)"
             )
     text = strip_annotations(text)
+    if not text.strip(" .") and _DIGIT.search(value) and not problems:
+        problems.append(
+            f"{_quote(value)} is all in parentheses: an annotation, not read as a dependency "
+            "(write the task numbers outside the parentheses)"
+        )
     if "~~" in text:
         for struck in _STRUCK.findall(text):
             if _DIGIT.search(struck):

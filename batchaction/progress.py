@@ -157,6 +157,18 @@ class JsonReporter(Reporter):
         )
 
 
+def isolation_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Where the tasks' work went (worktree isolation): the branch, and kept branches."""
+    isolation = summary.get("isolation") or {}
+    lines = [f"* {isolation['message']}"] if isolation.get("message") else []
+    lines += [
+        f"* work of task {t['number']} ({t['outcome']}) kept on {t['branch']}"
+        for t in summary["tasks"]
+        if t.get("branch")
+    ]
+    return lines
+
+
 def final_report(summary: Mapping[str, Any]) -> str:
     """A Luigi-style closing summary for the terminal."""
     tasks = summary["tasks"]
@@ -182,6 +194,7 @@ def final_report(summary: Mapping[str, Any]) -> str:
         lines.append(
             f"! status {update['status']} of {update['number']} not written: {update['error']}"
         )
+    lines += isolation_lines(summary)
     verdict = {
         "success": "This run was a success :)",
         "failure": "This run failed :( (see the reasons above and the logs in "

@@ -184,6 +184,9 @@ def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> 
                 "</details>",
                 "",
             ]
+    isolation = summary.get("isolation") or {}
+    if isolation.get("message"):
+        out += [f"Work: {_cell(isolation['message'])}", ""]
     warnings = summary.get("warnings") or []
     if warnings:
         out += ["<details>", f"<summary>{len(warnings)} warning(s)</summary>", ""]

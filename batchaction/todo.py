@@ -31,8 +31,8 @@ _HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?[ \t#]*\r?\n?$")
 # 5000-digit string raises).
 _TASK_TITLE = re.compile(r"([0-9]{1,18})\.[ \t]+(.*)$|([0-9]{1,18})\.?$")
 _FIELD = re.compile(
-    r"(?P<indent>[ \t]*)(?P<bullet>[-*+][ \t]+)?\*\*(?P<name>[^*\n]+?)\*\*"
-    r"(?P<sep>:)?[ \t]*+(?P<value>[^\r\n]*+)(?P<eol>\r?\n)?$"
+    r"(?P<indent>[ \t]*)(?P<bullet>[-*+][ \t]+)?(?P<marker>\*\*|__)(?P<name>[^*\n]+?)(?P=marker)"
+    r"(?P<sep>\\?:)?[ \t]*+(?P<value>[^\r\n]*+)(?P<eol>\r?\n)?$"
 )  # the value is greedy (a lazy one costs a backtracking step per character); strip it after
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)")
 # A line that reads like a field but is not one (``*Status**:``, ``Dependencies:``).
@@ -56,10 +56,12 @@ class Field(NamedTuple):
     indent: str
     bullet: str  # "- " or ""
     colon_inside: bool  # "**Status:** x" rather than "**Status**: x"
+    marker: str = "**"  # or "__", which GitHub renders the same
 
     def render(self, name: str, value: str, eol: str) -> str:
         """A new field line in this field's own style."""
-        label = f"**{name}:**" if self.colon_inside else f"**{name}**:"
+        m = self.marker
+        label = f"{m}{name}:{m}" if self.colon_inside else f"{m}{name}{m}:"
         return f"{self.indent}{self.bullet}{label} {value}{eol}"
 
 
@@ -120,19 +122,19 @@ class TodoDocument(NamedTuple):
 
 def _parse_field(line: str, index: int) -> Field | None:
     stripped = line.lstrip(" \t")
-    if not stripped.startswith(("**", "- **", "* **", "+ **")) and not re.match(
-        r"[-*+][ \t]+\*\*", stripped
+    if not stripped.startswith(("**", "__", "- **", "* **", "+ **")) and not re.match(
+        r"[-*+][ \t]+(?:\*\*|__)", stripped
     ):
         return None
     match = _FIELD.match(line)
     if match is None:
         return None
     name = match["name"]
-    colon_inside = name.endswith(":")
+    colon_inside = name.endswith(":")  # also "\:", an escaped colon GitHub shows as ":"
     if colon_inside:
         if match["sep"]:
             return None
-        name = name[:-1].rstrip()
+        name = name[:-1].rstrip().removesuffix("\\").rstrip()
     elif not match["sep"]:
         return None
     if not name or ":" in name:
@@ -145,6 +147,7 @@ def _parse_field(line: str, index: int) -> Field | None:
         indent=match["indent"],
         bullet=match["bullet"] or "",
         colon_inside=colon_inside,
+        marker=match["marker"],
     )
 
 
@@ -353,7 +356,7 @@ def _parse(text: str, table: StatusTable, shallow: bool, names: DependencyFields
         if owner is None:
             continue
         field = None
-        if first in "*-+" and (not shallow or "status" in line[:80].lower()):
+        if first in "*-+_" and (not shallow or "status" in line[:80].lower()):
             field = _parse_field(line, index)
             if field is not None:
                 owner.add(field)

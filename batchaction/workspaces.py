@@ -298,8 +298,16 @@ class Workspaces:
                 result = self.prefix
                 git("branch", "--force", result, tip, cwd=self.repo)
                 final["result_branch"] = result
+                diverged = head != self.start_sha or not branch
+                how = f"git merge {result}" if diverged else f"git merge --ff-only {result}"
+                if not branch:
+                    why = "HEAD is detached"
+                elif diverged:
+                    why = f"{branch} moved during the run"
+                else:
+                    why = "local changes overlap it"
                 final["message"] = (
-                    f"the integrated work is on {result} (the work tree could not be "
-                    f"fast-forwarded safely): take it with git merge --ff-only {result}"
+                    f"the integrated work is on {result}, not on your branch ({why}): "
+                    f"take it with {how}"
                 )
             return final

@@ -172,6 +172,7 @@ class TestValueForms:
             ("Task 4 completed 2025-01-03", (4,), "2025-01-03"),
             ("~~Task 5~~, Task 6", (6,), "~~Task 5~~"),
             ("lean 4.3", (), "'lean 4.3'"),
+            ("(3)", (), "'(3)' is all in parentheses"),
         ],
     )
     def test_a_number_not_read_never_passes_silently(

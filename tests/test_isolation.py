@@ -117,6 +117,7 @@ class TestAgentsInParallel:
         assert "RESEARCHED" not in todo  # our outcome is written over the agent's own status
         assert summary["isolation"]["mode"] == "worktree"
         assert summary["isolation"]["branch"] == "main"
+        assert "* main fast-forwarded to " in err
         no_leftovers(repo)
 
     def test_dependents_see_their_dependencies_work(self, repo: Path) -> None:
@@ -219,6 +220,7 @@ class TestTheBranch:
         assert result
         assert result.startswith("batchaction/")
         assert f"git merge --ff-only {result}" in summary["isolation"]["message"]
+        assert "not on your branch (local changes overlap it): take it with" in err
         assert "uncommitted changes to tracked files" in err
 
     def test_isolation_none_runs_in_the_work_tree(self, repo: Path) -> None:
@@ -456,3 +458,21 @@ class TestKilledRuns:
         assert git(repo, "show", f"{saved[0]}:w-1.txt") == "w 1"
         assert wait_for(lambda: not processes_with(mark), timeout=10)  # the orphan was stopped
         no_leftovers(repo)
+
+
+class TestTheBranchMoved:
+    def test_a_commit_on_the_branch_during_the_run_is_reported(self, repo: Path) -> None:
+        """Someone commits on the branch while tasks run: the result stays on
+        batchaction/<run-id>, and the console says so and how to take it."""
+        executor = script(
+            repo, "moves.sh",
+            'echo w > "w-$n.txt"\ngit -C "$(dirname "$BATCH_TODO_PATH")" -c user.name=x '
+            '-c user.email=x@y commit -q --allow-empty -m "meanwhile"\n',
+        )  # fmt: skip
+        code, summary, err = run_with(repo, "1", executor)
+        assert code == 0, err
+        result = summary["isolation"]["result_branch"]
+        assert result
+        assert git(repo, "log", "-1", "--format=%s") == "meanwhile"
+        assert f"main moved during the run): take it with git merge {result}" in err
+        assert git(repo, "show", f"{result}:w-1.txt") == "w"

@@ -174,7 +174,6 @@ class TestBrokenStatus:
             "Status: [NOT STARTED]",
             "- Status: Not Started",
             "**Status** : open",
-            "__Status__: open",
         ],
     )
     def test_status_like_line_under_a_numbered_heading_is_a_warning(self, line: str) -> None:
@@ -201,6 +200,21 @@ class TestBrokenStatus:
         (problem,) = lint_document(doc)
         assert problem.line == 3
         assert f"'**{name}**: VALUE'" in problem.message
+
+    @pytest.mark.parametrize(
+        "line", ["__Status__: open", "- __Status__: open", "**Status**\\: open", "__Status:__ open"]
+    )
+    def test_fields_github_shows_the_same_way_are_fields(self, line: str) -> None:
+        """``__bold__`` renders as ``**bold**``, and ``\\:`` as ``:``: these are Status fields."""
+        (task,) = parse_todo(f"### 5. A\n{line}\n").tasks
+        assert task.status == "open"
+
+    def test_underscore_fields_get_underscore_siblings(self) -> None:
+        from batchaction.writeback import StatusChange, apply_changes
+
+        text = "### 5. A\n__Status__: open\n"
+        written = apply_changes(text, [StatusChange(5, "completed", "2030-01-01")]).text
+        assert "__Completed__: 2030-01-01" in written
 
     def test_prose_elsewhere_is_not_reported(self) -> None:
         doc = parse_todo("# Notes\nStatus: all good\n\n### 5. Task\n- **Status**: open\n")
