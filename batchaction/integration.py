@@ -76,8 +76,12 @@ class IntegrationRef:
 
     # -- public -------------------------------------------------------------------------------
 
-    def integrate(self, number: int, title: str, start: str, head: str) -> Integrated:
-        """Replay ``start..head`` onto the tip; on success the ref moves to the new tip."""
+    def integrate(
+        self, number: int, title: str, start: str, head: str, *, advance: bool = True
+    ) -> Integrated:
+        """Replay ``start..head`` onto the tip; on success the ref moves to the new tip, or,
+        with ``advance=False``, stays where it is: the result's ``tip`` is then a candidate
+        that ``advance`` moves the ref to (after a verification passed on it)."""
         commits = git(
             "rev-list", "--reverse", "--topo-order", f"{start}..{head}", cwd=self.repo
         ).stdout.split()
@@ -92,10 +96,9 @@ class IntegrationRef:
             # Nothing was integrated since the task started: its cleaned commits go on as they
             # are (a fast-forward).
             made_now = tuple(c for _, c in cleaned)
-            if made_now:
-                git("update-ref", self.ref, made_now[-1], self.tip, cwd=self.repo)
-                self.tip = made_now[-1]
-            return Integrated(self.tip, made_now)
+            if made_now and advance:
+                self.advance(made_now[-1])
+            return Integrated(made_now[-1] if made_now else self.tip, made_now)
         tip = self.tip
         tip_tree = git("rev-parse", f"{tip}^{{tree}}", cwd=self.repo).stdout.strip()
         made: list[str] = []
@@ -124,10 +127,32 @@ class IntegrationRef:
             ).stdout.strip()  # fmt: skip
             tip_tree = tree
             made.append(tip)
-        if made:
-            git("update-ref", self.ref, tip, self.tip, cwd=self.repo)
-            self.tip = tip
-        return Integrated(self.tip, tuple(made))
+        if made and advance:
+            self.advance(tip)
+        return Integrated(tip, tuple(made))
+
+    def advance(self, candidate: str) -> None:
+        """Move the ref from the tip to ``candidate`` (a descendant made by ``integrate``);
+        raises GitError when the ref was moved by someone else meanwhile."""
+        git("update-ref", self.ref, candidate, self.tip, cwd=self.repo)
+        self.tip = candidate
+
+    def commit_file(self, path: str, text: str, message: str, author: Mapping[str, str]) -> str:
+        """Commit ``text`` as ``path`` (repository-relative) on the tip, by ``author``
+        (``GIT_AUTHOR_*``); returns the new tip, or the tip itself when nothing changed."""
+        blob = git("hash-object", "-w", "--stdin", cwd=self.repo, input_text=text)
+        listed = git("ls-tree", self.tip, "--", path, cwd=self.repo).stdout
+        mode = listed.split(" ", 1)[0] if listed else "100644"
+        tip_tree = git("rev-parse", f"{self.tip}^{{tree}}", cwd=self.repo).stdout.strip()
+        tree = self._with_entries(tip_tree, [f"{mode} {blob.stdout.strip()}\t{path}"])
+        if tree == tip_tree:
+            return self.tip
+        commit = git(
+            "commit-tree", tree, "-p", self.tip, "-F", "-", cwd=self.repo,
+            env={**author, **self.committer}, input_text=message,
+        ).stdout.strip()  # fmt: skip
+        self.advance(commit)
+        return commit
 
     def _blob(self, rev: str, path: str) -> str | None:
         """A file's text at ``rev``; None when absent, binary or not UTF-8."""
