@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from batchaction.scheduler import Reporter, TaskRun
 from batchaction.selection import format_selection
+from batchaction.taskrun import Reporter, TaskRun
 
 WORDS = {
     "completed": "done",

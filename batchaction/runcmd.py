@@ -49,6 +49,22 @@ def register(commands: Any) -> None:
         "order (default in a git repository with a commit); none: all tasks share the work tree",
     )
     run.add_argument(
+        "--verify",
+        metavar="CMD",
+        help="a command ({number} replaced) that must pass before a task's work is integrated",
+    )
+    run.add_argument(
+        "--verify-on",
+        choices=("integrated", "task"),
+        help="integrated: on the tip with the task's work replayed (default); task: in the "
+        "task's worktree (cheaper, blind to tasks that break each other)",
+    )
+    run.add_argument(
+        "--stall-timeout",
+        metavar="DUR",
+        help="a task that prints nothing for this long is stopped as timed-out (default: off)",
+    )
+    run.add_argument(
         "--fail-fast",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -15,17 +15,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.planner import Plan
 from batchaction.repo import repository_root
-from batchaction.scheduler import Reporter, RunOptions, Scheduler
+from batchaction.scheduler import Scheduler
 from batchaction.settings import Settings
 from batchaction.signals import recorded_signals
 from batchaction.status import StatusTable
 from batchaction.statuswriter import StatusWriter
 from batchaction.summary import build_summary, render_markdown
+from batchaction.taskrun import Reporter, RunOptions
 from batchaction.todo import TodoDocument
 from batchaction.writeback import PatchResult
 
@@ -49,6 +50,8 @@ class RunRequest:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     on_write: Callable[[PatchResult], None] | None = None
     retry_backoff: float = 1.0
+    # Worktree isolation: "auto" opens it as the settings say; the action opens its own.
+    workspaces: Workspaces | Literal["auto"] | None = "auto"
 
 
 @dataclass
@@ -74,7 +77,11 @@ def execute(request: RunRequest) -> RunResult:
     )
     cwd = request.cwd or repository_root(Path.cwd())
     started_in = request.cwd or Path.cwd()
-    workspaces = _workspaces(settings, cwd, started_in, request.todo.resolve(), request.reporter)
+    workspaces = request.workspaces
+    if workspaces == "auto":
+        workspaces = open_workspaces(
+            settings, cwd, started_in, request.todo.resolve(), request.reporter
+        )
     options = RunOptions(
         executor=settings.executor,
         cwd=cwd,
@@ -94,6 +101,9 @@ def execute(request: RunRequest) -> RunResult:
         environ=request.environ,
         workspaces=workspaces,
         token=workspaces.token if workspaces is not None else "",
+        stall_timeout=settings.stall_timeout,
+        verify=settings.verify,
+        verify_on="task" if settings.verify_on == "task" else "integrated",
     )
     scheduler = Scheduler(
         request.plan,
@@ -153,10 +163,19 @@ def execute(request: RunRequest) -> RunResult:
     return RunResult(summary, markdown, code)
 
 
-def _workspaces(
-    settings: Settings, repo: Path, started_in: Path, todo: Path, reporter: Reporter | None
+def open_workspaces(
+    settings: Settings,
+    repo: Path,
+    started_in: Path,
+    todo: Path,
+    reporter: Reporter | None,
+    *,
+    branch_prefix: str | None = None,
 ) -> Workspaces | None:
-    """Worktree isolation when asked for, or by default in a git repository with a commit."""
+    """Worktree isolation when asked for, or by default in a git repository with a commit;
+    None when tasks share the work tree. ``todo`` is absolute; ``branch_prefix`` names the
+    branches that keep unintegrated work (default ``batchaction/<run-id>``). Raises
+    BatchError (exit 2) when ``worktree`` was asked for and cannot be had."""
     from batchaction.workspaces import MIN_GIT, Workspaces, git_version, has_commits  # noqa: PLC0415
 
     mode = settings.isolation
@@ -190,6 +209,7 @@ def _workspaces(
         link=settings.worktree_link,
         author=settings.task_author,
         token=f"{os.getpid()}-{secrets.token_hex(6)}",
+        branch_prefix=branch_prefix,
     )
     workspaces.open()
     for notice in workspaces.notices:

@@ -2,8 +2,9 @@
 
 One thread, one ``selectors`` loop over process fds (pidfd), output pipes and the signal wake-up
 pipe; timeouts come from the loop's deadline. Which task starts next is ``policy.py``; how
-processes are started, watched and stopped is ``supervision.py``; where a task runs and how its
-work is integrated is ``workspaces.py``. This module decides outcomes, retries, blocking and the
+processes are started, watched and stopped is ``supervision.py``; where a task runs is
+``workspaces.py``, and how its work is verified and integrated is ``workstage.py``. This module
+decides outcomes, retries, blocking and the
 status changes, which go to the writer thread: the hand-off from a finished task to its
 dependents never waits on the disk.
 """
@@ -19,83 +20,23 @@ import selectors
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from batchaction import executor
 from batchaction.errors import BatchError
 from batchaction.planner import Plan
 from batchaction.policy import ReadyQueue, retry_delay
 from batchaction.supervision import Proc, Supervisor, exit_reason, install_handlers
+from batchaction.taskrun import FINISHED, Reporter, RunOptions, TaskRun, duration_text
+from batchaction.workstage import WorkStage
 from batchaction.writeback import StatusChange, today
 
-if TYPE_CHECKING:
-    from batchaction.workspaces import Workspaces
-
-TaskOutcome = Literal[
-    "pending", "completed", "in-progress", "failed", "timed-out", "blocked", "skipped", "cancelled"
-]
-FINISHED = frozenset({"completed", "in-progress", "failed", "timed-out", "blocked", "cancelled"})
 MAX_WAIT = 3600.0  # longest single wait of the loop; it wakes up and waits again
 
 
-@dataclass
-class TaskRun:
-    """What happened to one task; the summary is made of these."""
-
-    number: int
-    title: str
-    wave: int
-    outcome: TaskOutcome = "pending"
-    exit_code: int | None = None
-    started_at: str | None = None
-    duration_s: float | None = None
-    attempts: int = 0
-    blocked_by: list[int] = field(default_factory=list)
-    reason: str | None = None
-    log_path: str | None = None
-    log_tail: list[str] = field(default_factory=list)
-    previous_status: str = ""
-    branch: str | None = None  # where work that was not integrated is kept (worktree isolation)
-    commits: int = 0  # commits integrated (worktree isolation)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    executor: str
-    cwd: Path
-    todo_path: Path
-    log_dir: Path
-    work_dir: Path  # task files and result files
-    max_parallel: int = 5
-    timeout: float = 3600.0
-    grace: float = 10.0
-    retries: int = 0
-    retry_backoff: float = 1.0
-    strategy: Literal["eager", "waves"] = "eager"
-    fail_fast: bool = False
-    stream: bool = False
-    secrets: tuple[str, ...] = ()
-    expose_token: bool = False
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    workspaces: Workspaces | None = None  # worktree isolation, else every task runs in cwd
-    token: str = ""  # prefix of BATCH_RUN_TOKEN (default: made by the scheduler)
-
-
-class Reporter:
-    """Receives state changes; the default does nothing."""
-
-    def task_started(self, run: TaskRun, running: Sequence[int]) -> None: ...
-    def task_finished(self, run: TaskRun, running: Sequence[int]) -> None: ...
-    def task_retry(self, run: TaskRun, delay: float) -> None: ...
-    def output(self, number: int, line: str) -> None: ...
-    def interrupted(self, signum: int) -> None: ...
-    def notice(self, message: str) -> None: ...
-
-
-class Scheduler:
+class Scheduler(WorkStage):
     def __init__(
         self,
         plan: Plan,
@@ -136,6 +77,9 @@ class Scheduler:
         self.hurry = False  # a second SIGINT: no more grace for anything
         # BATCH_RUN_TOKEN=<token>:<n>:<attempt> marks every process a task starts.
         self.token = options.token or f"{os.getpid()}-{secrets.token_hex(6)}"
+        self.envs: dict[int, dict[str, str]] = {}  # each task's environment (for --verify)
+        self.verify_queue: deque[int] = deque()  # finished, awaiting --verify on the tip
+        self.verifying: int | None = None  # on the tip now (one at a time: the tip must hold)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -213,7 +157,9 @@ class Scheduler:
                 self.queue.push(number)
         if self.stopping:
             return
-        free = self.options.max_parallel - len(sup.procs)
+        # A worktree stays its task's while its work waits for or undergoes verification.
+        held = self.options.workspaces.busy_numbers() if self.options.workspaces else set()
+        free = self.options.max_parallel - len(held | set(sup.running()))
         chosen = self.queue.take(
             free, lambda n: self.runs[n].wave, lambda n: self.runs[n].outcome in FINISHED
         )
@@ -266,7 +212,9 @@ class Scheduler:
             sup.spawn(
                 number, command, cwd=cwd, env=env, log_fd=log_fd, stream=opts.stream,
                 timeout=opts.timeout, result_file=result_file, token=token,
+                stall=opts.stall_timeout,
             )  # fmt: skip
+            self.envs[number] = env
         except (OSError, BatchError) as exc:
             os.close(log_fd)
             if opts.workspaces is not None and number in opts.workspaces.busy_numbers():
@@ -287,6 +235,9 @@ class Scheduler:
     def _finish(self, sup: Supervisor, proc: Proc) -> None:
         returncode = sup.reap(proc)
         run = self.runs[proc.number]
+        if proc.role == "verify":
+            self._verified(sup, run, proc, returncode)
+            return
         run.exit_code = returncode
         run.duration_s = round(time.monotonic() - proc.started, 3)
         run.log_tail = executor.read_tail(Path(run.log_path or ""))
@@ -295,9 +246,12 @@ class Scheduler:
             run.outcome = "cancelled"
             run.reason = "interrupted"
             self.submit(self._restore(run))
+        elif proc.stalled:
+            run.outcome = "timed-out"
+            run.reason = f"stalled: no output for {duration_text(proc.stall or 0)}"
         elif proc.timed_out:
             run.outcome = "timed-out"
-            run.reason = f"timed out after {_seconds(self.options.timeout)}"
+            run.reason = f"timed out after {duration_text(self.options.timeout)}"
         elif returncode != 0:
             run.outcome = "failed"
             run.reason = exit_reason(returncode) + (f": {summary}" if summary else "")
@@ -313,8 +267,15 @@ class Scheduler:
         else:
             run.outcome = "completed"
             run.reason = summary
+        if self.options.verify and run.outcome in ("completed", "in-progress"):
+            self._verify(sup, run)
+            return
         if self.options.workspaces is not None:
             self._collect_work(run)
+        self._settle(run)
+
+    def _settle(self, run: TaskRun) -> None:
+        """A task's outcome is known: retry it, or write its status and move its dependents."""
         if run.outcome in ("failed", "timed-out") and (
             run.attempts <= self.options.retries and not self.stopping
         ):
@@ -327,7 +288,7 @@ class Scheduler:
             self.submit(StatusChange(run.number, "failed", today(), run.reason))
         elif run.outcome == "completed":
             self.submit(StatusChange(run.number, "completed", today()))
-        self.reporter.task_finished(run, sup.running())
+        self.reporter.task_finished(run, self.sup.running() if self.sup else [])
         if run.outcome in ("failed", "timed-out"):
             self._after_failure(run)
         elif run.outcome == "completed":
@@ -336,32 +297,6 @@ class Scheduler:
                     self.queue.push(child)
         elif run.outcome == "in-progress":
             self._block_dependents(run, f"waits for task {run.number}, still in progress")
-
-    def _collect_work(self, run: TaskRun) -> None:
-        """Worktree isolation: integrate a finished task's work, or keep it on its branch."""
-        assert self.options.workspaces is not None
-        integrate = run.outcome in ("completed", "in-progress")
-        try:
-            work = self.options.workspaces.finish(
-                run.number, run.title, integrate=integrate, keep=not integrate
-            )
-        except Exception as exc:
-            run.outcome = "failed"
-            run.reason = f"could not collect the task's work: {exc}"
-            return
-        run.branch = work.branch
-        run.commits += len(work.integrated)
-        if work.conflicts:
-            run.outcome = "failed"
-            run.reason = (
-                "conflict in "
-                + ", ".join(work.conflicts[:10])
-                + (f" (kept on {work.branch})" if work.branch else "")
-            )
-        elif work.branch and run.outcome in ("failed", "timed-out", "cancelled"):
-            run.reason = f"{run.reason or run.outcome} (work kept on {work.branch})"
-        if work.todo_conflict:
-            run.reason = f"{run.reason}; {work.todo_conflict}" if run.reason else work.todo_conflict
 
     def _after_failure(self, run: TaskRun) -> None:
         word = "timed-out" if run.outcome == "timed-out" else "failed"
@@ -434,16 +369,14 @@ class Scheduler:
         self.stopping = True
         self.reporter.interrupted(self.signal_received)
         sup.cancel_all()
+        while self.verify_queue:  # finished, not yet verified: kept, as an interrupted task's
+            run = self.runs[self.verify_queue.popleft()]
+            run.outcome, run.reason = "cancelled", "interrupted before its verification"
+            self.submit(self._restore(run))
+            self._collect_work(run)
+            self.reporter.task_finished(run, sup.running())
         for number in self.queue.drain():
             self._cancel_unstarted(number)
         for run in self.runs.values():
             if run.outcome == "pending" and not run.attempts:
                 self._cancel_unstarted(run.number)
-
-
-def _seconds(value: float) -> str:
-    if value >= 3600 and value % 3600 == 0:
-        return f"{value / 3600:g}h"
-    if value >= 60 and value % 60 == 0:
-        return f"{value / 60:g}m"
-    return f"{value:g}s"

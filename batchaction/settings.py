@@ -175,6 +175,10 @@ class Settings:
     worktree_copy: tuple[str, ...] = ()
     worktree_link: tuple[str, ...] = ()
     task_author: str | None = None  # "Name <email>" for commits made on a task's behalf
+    verify: str | None = None  # a command that must pass before a task's work is integrated
+    verify_on: str = "integrated"  # integrated (on the tip with the task's work) or task
+    stall_timeout: float | None = None  # seconds without output before a task is stopped
+    push_failed_branches: bool = False  # action: push the branches that keep unintegrated work
 
     def with_values(self, values: Mapping[str, Any], origin: str) -> Settings:
         """A copy with kebab-case ``values`` applied; unknown keys and bad values -> exit 2."""
@@ -230,6 +234,10 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "worktree-copy": _text_list,
     "worktree-link": _text_list,
     "task-author": _optional_text,
+    "verify": _optional_text,
+    "verify-on": _choice("integrated", "task"),
+    "stall-timeout": _seconds,
+    "push-failed-branches": _bool,
     "dependency-fields": _field_names,
     "reverse-dependency-fields": _field_names,
 }

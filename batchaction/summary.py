@@ -10,8 +10,8 @@ from typing import Any
 
 from batchaction import __version__
 from batchaction.planner import Plan
-from batchaction.scheduler import TaskRun
 from batchaction.selection import format_selection
+from batchaction.taskrun import TaskRun
 
 OUTCOMES = ("completed", "in-progress", "failed", "timed-out", "blocked", "skipped", "cancelled")
 EMOJI = {

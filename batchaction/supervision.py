@@ -48,6 +48,23 @@ class Proc:
     timed_out: bool = False
     cancelled: bool = False
     kill_at: float | None = None
+    stall: float | None = None  # seconds without output after which it is stopped
+    active_at: float = 0.0  # when output was last seen
+    watched_at: float = 0.0  # when the log file's size was last looked at (no pipe)
+    log_size: int = 0
+    stalled: bool = False
+    role: str = "task"  # or "verify": the --verify command run for the task
+
+    def stall_check(self) -> float | None:
+        """When its silence is next looked at: the stall deadline, or (output going straight
+        to the log file, which grows unseen) a quarter of the stall timeout after the last
+        look, so a stall is caught between 1 and 1.25 stall timeouts of silence."""
+        if self.stall is None or self.kill_at is not None:
+            return None
+        due = self.active_at + self.stall
+        if self.pipe is None:
+            due = min(due, self.watched_at + max(self.stall / 4, 0.25))
+        return due
 
 
 @dataclass
@@ -85,8 +102,10 @@ class Supervisor:
         timeout: float,
         result_file: Path,
         token: str = "",
+        stall: float | None = None,
     ) -> Proc:
-        """Start an executor and watch it. Raises OSError when it cannot be started."""
+        """Start an executor and watch it; ``timeout`` and ``stall`` (no output for that
+        long) in seconds. Raises OSError when it cannot be started."""
         popen = executor.spawn(command, cwd=cwd, env=env, log=log_fd, stream=stream)
         now = time.monotonic()
         pidfd = os.pidfd_open(popen.pid)
@@ -100,6 +119,10 @@ class Supervisor:
             log_fd=log_fd,
             result_file=result_file,
             token=token,
+            stall=stall,
+            active_at=now,
+            watched_at=now,
+            log_size=os.fstat(log_fd).st_size,
         )
         self.procs[pidfd] = proc
         self.selector.register(pidfd, selectors.EVENT_READ, ("exit", proc))
@@ -122,6 +145,7 @@ class Supervisor:
                 final = True  # end of output: a last line without a newline is passed on too
                 break
             os.write(proc.log_fd, chunk)
+            proc.active_at = time.monotonic()
             data = proc.partial + chunk
             *complete, proc.partial = data.split(b"\n")
             for line in complete:
@@ -198,6 +222,7 @@ class Supervisor:
     def moments(self) -> list[float]:
         """When something is due: a deadline, a SIGKILL after the grace period."""
         found = [p.kill_at if p.kill_at is not None else p.deadline for p in self.procs.values()]
+        found += [due for p in self.procs.values() if (due := p.stall_check()) is not None]
         if self.sweep:
             found.append(self.last_sweep + SWEEP_EVERY)
         return found + [linger.kill_at for linger in self.lingering]
@@ -216,6 +241,10 @@ class Supervisor:
                 proc.timed_out = True
                 executor.terminate_group(proc.pgid)
                 proc.kill_at = now + self.grace
+            elif self._silent(proc, now):
+                proc.stalled = True
+                executor.terminate_group(proc.pgid)
+                proc.kill_at = now + self.grace
         still: list[Lingering] = []
         for linger in self.lingering:
             if not executor.group_alive(linger.pgid):
@@ -225,6 +254,23 @@ class Supervisor:
                 linger.kill_at = now + 0.05
             still.append(linger)
         self.lingering = still
+
+    def _silent(self, proc: Proc, now: float) -> bool:
+        """Whether ``proc`` has printed nothing for its stall timeout (None: no such limit)."""
+        due = proc.stall_check()
+        if due is None or now < due:
+            return False
+        if proc.pipe is None:  # its output goes straight to the log file: has it grown?
+            proc.watched_at = now
+            try:
+                size = os.fstat(proc.log_fd).st_size
+            except OSError:
+                return False
+            if size != proc.log_size:
+                proc.log_size, proc.active_at = size, now
+                return False
+        assert proc.stall is not None
+        return now >= proc.active_at + proc.stall
 
     def cancel_all(self) -> None:
         """An interrupt: every running group gets SIGTERM and the grace period."""

@@ -83,6 +83,11 @@ class TaskWork:
     conflicts: tuple[str, ...] = ()
     branch: str | None = None  # where work that was not integrated is kept
     todo_conflict: str | None = None
+    candidate: str | None = None  # the tip with this work replayed, awaiting verification
+    head: str = ""  # the task's own last commit (kept on its branch if verification fails)
+    kept_as: str = ""  # the branch name for that
+    start: str = ""  # the commit the task started from
+    base: str = ""  # the tip the candidate was made on
 
 
 @dataclass
@@ -108,6 +113,7 @@ class Workspaces:
     pool: WorktreePool | None = None
     identity: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # executor command -> resolved
+    pending: dict[int, TaskWork] = field(default_factory=dict)  # awaiting verification
 
     def _opened(self) -> tuple[WorktreePool, IntegrationRef]:
         if self.pool is None or self.ref is None:
@@ -191,6 +197,11 @@ class Workspaces:
             resolved + command[command.index(first) + len(first) :] if first in command else command
         )
 
+    def path_of(self, number: int) -> Path:
+        """The worktree task ``number`` holds. Raises KeyError when it holds none."""
+        pool, _ = self._opened()
+        return pool.busy[number].path
+
     def busy_numbers(self) -> set[int]:
         return set(self.pool.busy) if self.pool is not None else set()
 
@@ -205,11 +216,55 @@ class Workspaces:
         at all, and a worktree that could not be read is dropped from the pool. Raises
         GitError only when nothing of the task's work could be saved.
         """
+        return self._collect(number, title, "integrate" if integrate else "keep" if keep else "")
+
+    def prepare(self, number: int, title: str) -> TaskWork:
+        """``finish`` for a task whose work is verified before it is integrated: its commits
+        are replayed onto the tip without moving it, and its worktree is checked out at that
+        candidate (``TaskWork.candidate``) and stays the task's until ``accept`` or ``reject``.
+        With nothing to verify (no commits, or a conflict) the worktree is freed at once and
+        ``candidate`` is None. Raises GitError as ``finish`` does."""
+        return self._collect(number, title, "candidate")
+
+    def accept(self, number: int) -> TaskWork:
+        """The verification passed: the tip moves to the task's candidate; frees the worktree."""
+        pool, ref = self._opened()
+        pending = self.pending.pop(number)
+        try:
+            with self.lock:
+                if ref.tip == pending.base:
+                    ref.advance(pending.candidate or ref.tip)
+                else:
+                    # Only status commits (``commit: each``) can have moved the tip meanwhile:
+                    # they change the TODO file alone, which task commits never touch.
+                    again = ref.integrate(0, "", pending.start, pending.head)
+                    pending.integrated = again.commits
+                self._drop_branch(number)
+        finally:
+            with self.lock:
+                pool.release(number)
+        return TaskWork(integrated=pending.integrated, todo_conflict=pending.todo_conflict)
+
+    def reject(self, number: int) -> TaskWork:
+        """The verification failed (or was interrupted): the task's own commits are kept on
+        its branch, the tip stays; frees the worktree."""
+        pool, _ = self._opened()
+        pending = self.pending.pop(number)
+        try:
+            with self.lock:
+                git("branch", "--force", pending.kept_as, pending.head, cwd=self.repo)
+                pending.branch = self.branches[number] = pending.kept_as
+        finally:
+            with self.lock:
+                pool.release(number)
+        return TaskWork(branch=pending.branch, todo_conflict=pending.todo_conflict)
+
+    def _collect(self, number: int, title: str, mode: str) -> TaskWork:
         pool, ref = self._opened()
         tree = pool.busy[number]
         work = TaskWork()
         branch = f"{self.prefix}/task-{number}"
-        broken = False
+        broken = held = False
         try:
             tree.repair()  # a task that deleted its .git file still has its work read
             todo_copy = self._todo_copy(tree)
@@ -220,9 +275,21 @@ class Workspaces:
                 exclude=pool.excluded(), extra=None,
             )  # fmt: skip
             with self.lock:
-                if integrate:
-                    result = ref.integrate(number, title, tree.start, head)
+                if mode in ("integrate", "candidate"):
+                    result = ref.integrate(
+                        number, title, tree.start, head, advance=mode != "candidate"
+                    )
                     work.integrated, work.conflicts = result.commits, result.conflicts
+                    if not work.conflicts and mode == "integrate":
+                        self._drop_branch(number)
+                    if mode == "candidate" and result.commits:
+                        git("checkout", "--quiet", "--detach", "--force", result.tip, cwd=tree.path)
+                        work.candidate, work.head, work.kept_as = result.tip, head, branch
+                        work.start, work.base = tree.start, ref.tip
+                        self.pending[number] = work
+                        held = True
+                        return work
+                keep = mode == "keep"
                 if (keep or work.conflicts or keep_todo) and (head != tree.start or keep_todo):
                     kept = head
                     if keep_todo:  # the TODO edits that were not merged go on the branch too
@@ -234,6 +301,8 @@ class Workspaces:
                     work.branch = self.branches[number] = branch
         except (GitError, OSError, UnicodeDecodeError) as exc:
             broken = True
+            held = False
+            self.pending.pop(number, None)
             saved = git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=tree.path, check=False)
             if saved.returncode == 0 and saved.stdout.strip() != tree.start:
                 git("branch", "--force", branch, saved.stdout.strip(), cwd=self.repo, check=False)
@@ -245,9 +314,16 @@ class Workspaces:
                 f"{exc}" + (f" (its commits are kept on {work.branch})" if work.branch else ""),
             ) from None
         finally:
-            with self.lock:
-                pool.release(number, broken=broken)
+            if not held:
+                with self.lock:
+                    pool.release(number, broken=broken)
         return work
+
+    def _drop_branch(self, number: int) -> None:
+        """A retry's work was integrated: the branch kept from its failed attempt goes."""
+        kept = self.branches.pop(number, None)
+        if kept is not None:
+            git("branch", "--delete", "--force", kept, cwd=self.repo, check=False)
 
     def _todo_copy(self, tree: Worktree) -> str | None:
         """The task's TODO copy as it left it, or None (deleted, unreadable, not UTF-8)."""
@@ -270,6 +346,16 @@ class Workspaces:
                 atomic_replace(self.todo, merged.text.encode("utf-8"))
         return merged.conflict
 
+    def commit_todo(self, message: str, author: dict[str, str]) -> str | None:
+        """Commit the shared TODO file as it is now on the integration tip (``commit: each``):
+        the new tip, or None when the tip already holds that text."""
+        _, ref = self._opened()
+        text = self.todo.read_bytes().decode("utf-8")
+        with self.lock:
+            before = ref.tip
+            made = ref.commit_file(self.todo_rel, text, message, author)
+        return made if made != before else None
+
     # -- end ----------------------------------------------------------------------------------
 
     def close(self) -> dict[str, str | None]:
@@ -290,12 +376,13 @@ class Workspaces:
             head = git("rev-parse", "HEAD", cwd=self.repo).stdout.strip()
             moved = None
             if branch and head == self.start_sha:
-                moved = git("merge", "--ff-only", "--quiet", tip, cwd=self.repo, check=False)
-            if moved is not None and moved.returncode == 0:
+                moved = self._fast_forward(tip)
+            if moved:
                 final["branch"] = branch
                 final["message"] = f"{branch} fast-forwarded to {tip[:12]}"
             else:
-                result = self.prefix
+                # Not the prefix itself: a ref cannot sit beside refs under it (task-<n>).
+                result = f"{self.prefix}/integrated"
                 git("branch", "--force", result, tip, cwd=self.repo)
                 final["result_branch"] = result
                 diverged = head != self.start_sha or not branch
@@ -311,3 +398,28 @@ class Workspaces:
                     f"take it with {how}"
                 )
             return final
+
+    def _fast_forward(self, tip: str) -> bool:
+        """``git merge --ff-only tip`` in the main work tree. Status commits on the tip change
+        the TODO file, which the run has rewritten in the work tree: its text is set aside,
+        the file put back as committed for the merge, and the text written again after it,
+        whatever the merge did (the text holds every status and is the newer)."""
+        from filelock import FileLock  # noqa: PLC0415
+
+        from batchaction.writeback import atomic_replace, lock_path  # noqa: PLC0415
+
+        changed = git(
+            "diff", "--quiet", self.start_sha, tip, "--", self.todo_rel, cwd=self.repo, check=False
+        ).returncode
+        if changed == 0:
+            merged = git("merge", "--ff-only", "--quiet", tip, cwd=self.repo, check=False)
+            return merged.returncode == 0
+
+        with FileLock(lock_path(self.todo), thread_local=False, timeout=60):
+            saved = self.todo.read_bytes()
+            try:
+                git("checkout", "--quiet", self.start_sha, "--", self.todo_rel, cwd=self.repo)
+                merged = git("merge", "--ff-only", "--quiet", tip, cwd=self.repo, check=False)
+            finally:
+                atomic_replace(self.todo, saved)
+        return merged.returncode == 0
