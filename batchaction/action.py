@@ -8,32 +8,32 @@ the statuses back; publishes outputs, the job summary, annotations and a reply.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import fnmatch
-import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, TextIO
 
 from batchaction import gitops
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.executor import WORKFLOW_FILE_VARIABLES
-from batchaction.ghevent import ROLE_RANK, Trigger, decide, load_event, permission_rank
+from batchaction.gate import Head, checkout_head, ensure_safe_directory, gate_comment
+from batchaction.ghevent import Trigger, decide, load_event
 from batchaction.github import GitHub, GitHubError
+from batchaction.inert import inert
+from batchaction.keptwork import keep_branches
 from batchaction.loading import read_and_plan, status_table
 from batchaction.progress import HumanReporter, final_report
-from batchaction.runner import RunRequest, execute
-from batchaction.selection import format_selection, parse_selection
+from batchaction.publishing import changed_paths, publish
+from batchaction.runner import RunRequest, execute, open_workspaces
+from batchaction.selection import parse_selection
 from batchaction.settings import Settings, find_todo, resolve
 from batchaction.signals import recorded_signals
 from batchaction.status import StatusTable
-from batchaction.textlines import read_todo_text
-from batchaction.todo import parse_todo
 from batchaction.workflow import Workflow
+from batchaction.workspaces import Workspaces
 from batchaction.writeback import PatchResult, StatusChange
 
 COMMENT_LIMIT = 65_000
@@ -96,7 +96,7 @@ class Context:
         """Say no on the PR (😕) and in the log; run nothing, push nothing."""
         self.wf.notice(f"batchaction did not run: {why}")
         self.react("confused")
-        self.reply(f"😕 **batchaction** did not run: {why}")
+        self.reply(f"😕 **batchaction** did not run: {inert(why)}")
         return code
 
     def git_auth_env(self) -> dict[str, str]:
@@ -115,142 +115,6 @@ class Context:
             "GIT_CONFIG_KEY_0": f"http.{server}/.extraheader",
             "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
         }
-
-
-def ensure_safe_directory(workspace: Path) -> None:
-    listed = gitops.git(
-        "config", "--global", "--get-all", "safe.directory", cwd=workspace, check=False
-    )
-    if str(workspace) not in listed.stdout.split("\n") and "*" not in listed.stdout.split("\n"):
-        gitops.git("config", "--global", "--add", "safe.directory", str(workspace), cwd=workspace)
-
-
-class Head(NamedTuple):
-    """What to run on: the PR head's branch and sha, the ref to fetch it by, and its fork."""
-
-    branch: str
-    sha: str
-    fetch_ref: str
-    fork: str | None = None  # "owner/repo" of a fork head; nothing is pushed there
-
-
-def gate_comment(ctx: Context, settings: Settings) -> Head | int:
-    """Permission and fork checks; the PR head to run on, or an exit code after refusing."""
-    trigger = ctx.trigger
-    assert ctx.gh is not None
-    assert trigger.pr_number is not None
-    try:
-        answer = ctx.gh.permission(trigger.owner, trigger.repo, trigger.sender)
-    except GitHubError as exc:
-        return ctx.refuse(f"could not verify the permission of @{trigger.sender} ({exc})")
-    if permission_rank(answer) < ROLE_RANK[settings.permission]:
-        role = answer.get("role_name") or answer.get("permission") or "no"
-        return ctx.refuse(
-            f"@{trigger.sender} has {role} permission on this repository; "
-            f"`{settings.permission}` is needed to run tasks"
-        )
-    try:
-        pull = ctx.gh.pull(trigger.owner, trigger.repo, trigger.pr_number)
-    except GitHubError as exc:
-        return ctx.refuse(f"could not read pull request #{trigger.pr_number} ({exc})")
-    head = pull.get("head") or {}
-    head_repo = (head.get("repo") or {}).get("full_name")
-    base_repo = ((pull.get("base") or {}).get("repo") or {}).get("full_name")
-    ref, sha = head.get("ref"), head.get("sha")
-    if not isinstance(ref, str) or not isinstance(sha, str):
-        return ctx.refuse(f"pull request #{trigger.pr_number} has no head branch")
-    if pull.get("state") not in (None, "open"):
-        return ctx.refuse(f"pull request #{trigger.pr_number} is {pull.get('state')}")
-    if head_repo is None:
-        return ctx.refuse(
-            f"the head repository of #{trigger.pr_number} was deleted; nothing to run on"
-        )
-    if head_repo != base_repo:
-        if not settings.allow_forks:
-            return ctx.refuse(
-                f"the head of #{trigger.pr_number} is in a fork ({head_repo}); "
-                "set `allow-forks: true` to run tasks on fork branches (they are not pushed)"
-            )
-        # GitHub keeps every pull request's head in the base repository as refs/pull/N/head.
-        return Head(
-            f"pr-{trigger.pr_number}", sha, f"refs/pull/{trigger.pr_number}/head", head_repo
-        )
-    return Head(ref, sha, f"refs/heads/{ref}")
-
-
-def checkout_head(ctx: Context, head: Head) -> str | None:
-    """Put the workspace on the head's branch at its sha; an error message on failure."""
-    env = ctx.git_auth_env()
-    branch, sha = head.branch, head.sha
-    fetched = gitops.git(
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "origin",
-        f"+{head.fetch_ref}:refs/remotes/origin/{branch}",
-        cwd=ctx.workspace,
-        env=env,
-        check=False,
-    )
-    if fetched.returncode != 0:
-        return f"could not fetch {head.fetch_ref}: {fetched.stderr.strip()[-500:]}"
-    known = gitops.git("cat-file", "-e", f"{sha}^{{commit}}", cwd=ctx.workspace, check=False)
-    if known.returncode != 0:
-        return f"commit {sha[:12]} of {branch} is no longer on the branch (force-pushed?)"
-    switched = gitops.git("checkout", "--quiet", "-B", branch, sha, cwd=ctx.workspace, check=False)
-    if switched.returncode != 0:
-        return f"could not check out {branch}: {switched.stderr.strip()[-500:]}"
-    return None
-
-
-def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> list[str]:
-    if not patterns:
-        return []
-    status = gitops.git("status", "--porcelain", "-z", "--untracked-files=all", cwd=workspace)
-    paths = [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
-    return sorted(
-        p for p in paths if p != todo_rel and any(fnmatch.fnmatch(p, pat) for pat in patterns)
-    )
-
-
-def publish(
-    ctx: Context, summary: dict[str, Any], markdown: str, todo: Path, todo_rel: str
-) -> None:
-    wf = ctx.wf
-    tasks = summary["tasks"]
-
-    def numbers(*outcomes: str) -> str:
-        return format_selection(t["number"] for t in tasks if t["outcome"] in outcomes)
-
-    wf.set_outputs(
-        {
-            "result": summary["result"],
-            "completed": numbers("completed"),
-            "failed": numbers("failed", "timed-out"),
-            "blocked": numbers("blocked"),
-            "skipped": format_selection(s["number"] for s in summary["skipped"]),
-            "waves": json.dumps(summary["waves"]),
-            "summary-json": json.dumps(summary),
-            # Only a commit that reached the branch: an unpushed one exists nowhere else.
-            "commit-sha": (summary["commit"]["sha"] or "") if summary["commit"]["pushed"] else "",
-        }
-    )
-    wf.step_summary(markdown)
-    try:
-        doc = parse_todo(read_todo_text(todo))
-        lines = {t.number: (t.field("status") or t.fields[0]).line + 1 for t in doc.tasks}
-    except BatchError:
-        lines = {}
-    for task in tasks:
-        if task["outcome"] in ("failed", "timed-out"):
-            wf.error(
-                f"task {task['number']} {task['outcome']}: {task['reason']}",
-                file=todo_rel,
-                line=lines.get(task["number"]),
-            )
-        if task["log_path"] and Path(task["log_path"]).is_file():
-            with Path(task["log_path"]).open(encoding="utf-8", errors="replace") as log:
-                wf.group(f"Task {task['number']}: {task['title']} ({task['outcome']})", log)
 
 
 def run_action(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
@@ -354,31 +218,38 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     except BatchError as exc:
         return ctx.refuse(str(exc), exc.exit_code)
     todo_rel = os.path.relpath(os.path.realpath(todo), workspace)
-    applied: list[StatusChange] = []
-    status_commits: dict[str, gitops.StatusCommit] = {}
-    on_write = _collector(ctx, settings, applied, todo_rel, status_commits)
     for warning in the_plan.warnings:
         wf.command("warning", warning)
-    if settings.isolation == "worktree":
+    reporter = HumanReporter(len(the_plan.run) + len(the_plan.blocked), out=sys.stderr)
+    try:
+        workspaces = open_workspaces(
+            settings, workspace, workspace, workspace / todo_rel, reporter,
+            branch_prefix=_branch_prefix(trigger, env),
+            committer={k: v for k, v in gitops.identity_env().items() if "COMMITTER" in k},
+        )  # fmt: skip
+    except BatchError as exc:
+        return ctx.refuse(str(exc), exc.exit_code)
+    if workspaces is not None and settings.add_paths:
         wf.command(
             "warning",
-            "isolation: worktree is not available in the action yet (its commit-back pushes "
-            "the work tree as it is): the tasks share the workspace",
+            "add-paths is for `isolation: none`: in worktrees everything a task leaves is "
+            "committed on its behalf, and nothing else is",
         )
-    # Until the commit-back pushes integrated history, the action runs every task in the
-    # workspace, as before.
-    settings = dataclasses.replace(settings, isolation="none")
+    applied: list[StatusChange] = []
+    status_commits: dict[str, gitops.StatusCommit] = {}
+    on_write = _collector(ctx, settings, applied, todo_rel, status_commits, workspaces=workspaces)
     result = execute(
         RunRequest(
             settings=settings,
             todo=Path(todo_rel),
             doc=doc,
             plan=the_plan,
-            reporter=HumanReporter(len(the_plan.run) + len(the_plan.blocked), out=sys.stderr),
+            reporter=reporter,
             cwd=workspace,
             secrets=(ctx.token,) if ctx.token else (),
             environ={k: v for k, v in env.items() if k not in WORKFLOW_FILE_VARIABLES},
             on_write=on_write,
+            workspaces=workspaces,
         )
     )
     summary = result.summary
@@ -410,15 +281,25 @@ def _collector(
     applied: list[StatusChange],
     todo_rel: str,
     status_commits: dict[str, gitops.StatusCommit],
+    *,
+    workspaces: Workspaces | None,
 ) -> Callable[[PatchResult], None]:
+    """Record each applied status change; with ``commit: each`` also commit it, on the
+    integration tip when tasks run in worktrees (the workspace's branch moves to that tip at
+    the end), else in the workspace."""
+
     def collect(patch: PatchResult) -> None:
         applied.extend(patch.applied)
         if settings.commit == "each" and patch.applied:
             outcomes = {c.number: c.outcome for c in patch.applied}
             message = gitops.commit_message(outcomes, settings.commit_message)
+            bot = gitops.identity_env()
             try:
-                sha = gitops.commit_paths(ctx.workspace, [todo_rel], message, gitops.identity_env())
-            except gitops.GitError as exc:
+                if workspaces is not None:
+                    sha = workspaces.commit_todo(message, bot)
+                else:
+                    sha = gitops.commit_paths(ctx.workspace, [todo_rel], message, bot)
+            except (gitops.GitError, OSError, UnicodeDecodeError) as exc:
                 ctx.wf.command("warning", f"could not commit a status change: {exc}")
                 return
             if sha is not None:
@@ -426,6 +307,15 @@ def _collector(
                 status_commits[sha] = (patch.applied, message)
 
     return collect
+
+
+def _branch_prefix(trigger: Trigger, env: Mapping[str, str]) -> str | None:
+    """Where unintegrated work is kept: ``batchaction/pr-<N>`` for a pull request (a rerun
+    replaces the last attempt's branches), ``batchaction/run-<id>`` for a dispatched run."""
+    if trigger.pr_number is not None:
+        return f"batchaction/pr-{trigger.pr_number}"
+    run_id = "".join(ch for ch in env.get("GITHUB_RUN_ID", "") if ch.isdigit())
+    return f"batchaction/run-{run_id}" if run_id else None
 
 
 def _commit_and_publish(
@@ -476,6 +366,7 @@ def _commit_and_publish(
         if committed.error:
             wf.error(f"the status commit was not pushed: {committed.error}")
             code = max(code, EXIT_TASKS_FAILED)
+        code = max(code, keep_branches(ctx, settings, summary, lambda: bool(received)))
     elif settings.commit != "never":
         wf.command("warning", "not on a branch: the status changes were not committed")
     if received and summary.get("interrupted_by") is None:

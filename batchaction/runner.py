@@ -171,10 +171,12 @@ def open_workspaces(
     reporter: Reporter | None,
     *,
     branch_prefix: str | None = None,
+    committer: dict[str, str] | None = None,
 ) -> Workspaces | None:
     """Worktree isolation when asked for, or by default in a git repository with a commit;
     None when tasks share the work tree. ``todo`` is absolute; ``branch_prefix`` names the
-    branches that keep unintegrated work (default ``batchaction/<run-id>``). Raises
+    branches that keep unintegrated work (default ``batchaction/<run-id>``); ``committer`` the
+    ``GIT_COMMITTER_*`` of the commits the run makes (default: the repository's user). Raises
     BatchError (exit 2) when ``worktree`` was asked for and cannot be had."""
     from batchaction.workspaces import MIN_GIT, Workspaces, git_version, has_commits  # noqa: PLC0415
 
@@ -210,6 +212,7 @@ def open_workspaces(
         author=settings.task_author,
         token=f"{os.getpid()}-{secrets.token_hex(6)}",
         branch_prefix=branch_prefix,
+        committer=committer,
     )
     workspaces.open()
     for notice in workspaces.notices:

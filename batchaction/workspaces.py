@@ -103,6 +103,7 @@ class Workspaces:
     link: tuple[str, ...] = ()
     author: str | None = None
     branch_prefix: str | None = None  # default batchaction/<run-id>
+    committer: dict[str, str] | None = None  # GIT_COMMITTER_* of replayed and status commits
     run_id: str = field(default_factory=new_run_id)
     token: str = ""  # the run's BATCH_RUN_TOKEN prefix, recorded for a later salvage
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -149,7 +150,8 @@ class Workspaces:
                 f"refs/batchaction/{self.run_id}/tip",
                 self.start_sha,
                 strip=[self.todo_rel, self.todo_rel + ".lock"],
-                committer={k: v for k, v in ident.items() if k.startswith("GIT_COMMITTER")},
+                committer=self.committer
+                or {k: v for k, v in ident.items() if k.startswith("GIT_COMMITTER")},
             )
             self.pool = WorktreePool(
                 self.repo, self.run_id, self.max_parallel, self.todo_rel, self.copy, self.link

@@ -448,9 +448,12 @@ def make_sandbox(root: Path, template: Path, *, checkout: str = "main") -> Sandb
 
 
 def marker_executor(sandbox: Sandbox, extra: str = "") -> str:
-    """An executor that leaves ``ran-N`` (holding branch and HEAD) in the markers directory."""
+    """An executor that leaves ``ran-N`` (holding branch, or ``detached`` in a task's
+    worktree, and HEAD) in the markers directory."""
     marker = shlex.quote(str(sandbox.markers)) + "/ran-{number}"
-    record = f"{{ git symbolic-ref --short HEAD; git rev-parse HEAD; }} > {marker}"
+    record = (
+        f"{{ git symbolic-ref --short -q HEAD || echo detached; git rev-parse HEAD; }} > {marker}"
+    )
     return record + (f" && {extra}" if extra else "")
 
 
@@ -546,6 +549,8 @@ def run_action(
         "INPUT_GITHUB-TOKEN": TOKEN,
         "INPUT_MAX-PARALLEL": "2",
     }
+    if "PYTHONPATH" in os.environ:  # to run the action of another checkout (old code)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     for name, value in (inputs or {}).items():
         env[f"INPUT_{name.upper()}"] = value
     env.update(extra_env or {})

@@ -86,14 +86,15 @@ class TestAuthorizedComment:
     def test_runs_on_the_pr_head_and_pushes_a_bot_commit(
         self, sandbox: Sandbox, api: ApiStub
     ) -> None:
-        """A writer's ``/task 1-3`` runs on ``feature`` at the API's sha and pushes there."""
+        """A writer's ``/task 1-3`` runs on ``feature`` at the API's sha (each task in a
+        worktree of it) and pushes there."""
         api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
         run = comment_run(sandbox, api, "/task 1-3")
         assert run.code == 0, run.err
         assert sandbox.ran() == ["ran-1", "ran-2", "ran-3"]
         for number in (1, 2, 3):
             branch, head = (sandbox.markers / f"ran-{number}").read_text().split()
-            assert (branch, head) == ("feature", sandbox.feature_sha)
+            assert (branch, head) == ("detached", sandbox.feature_sha)
         tip = sandbox.tip("feature")
         assert sandbox.tip("main") == sandbox.main_sha
         assert sandbox.git("rev-parse", f"{tip}^") == sandbox.feature_sha
@@ -212,8 +213,9 @@ class TestAuthorizedComment:
         api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
         write = "mkdir -p out && echo report > out/report-{number}.txt && echo x > scratch.txt"
         run = comment_run(
-            sandbox, api, "/task 4", executor=write, inputs={"add-paths": "out/*.txt"}
-        )
+            sandbox, api, "/task 4", executor=write,
+            inputs={"add-paths": "out/*.txt", "isolation": "none"},
+        )  # fmt: skip
         assert run.code == 0, run.err
         tip = sandbox.tip("feature")
         files = sandbox.git("ls-tree", "-r", "--name-only", tip).split()

@@ -230,7 +230,13 @@ def test_add_paths_files_survive_a_racing_push(sandbox: Sandbox, api: ApiStub) -
         "issue_comment",
         comment_event("/task 1-2"),
         api_url=api.url,
-        inputs={"executor": executor, "add-paths": "out/*.txt", "max-parallel": "1"},
+        # add-paths is for tasks that share the workspace; in worktrees all work is committed.
+        inputs={
+            "executor": executor,
+            "add-paths": "out/*.txt",
+            "max-parallel": "1",
+            "isolation": "none",
+        },
     )
     assert run.code == 0, run.err
     theirs = (sandbox.markers / "other-1.sha").read_text()

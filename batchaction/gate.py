@@ -1,0 +1,106 @@
+"""The gate of a comment-triggered run: who may start it, and on which head (SPEC 8).
+
+The commenter's permission is read from the API and compared with ``permission``; a pull
+request from a fork runs only with ``allow-forks`` (and is never pushed to); the head is
+fetched by the sha the API returned and checked out on its branch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from batchaction import gitops
+from batchaction.ghevent import ROLE_RANK, permission_rank
+from batchaction.github import GitHubError
+from batchaction.settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchaction.action import Context
+
+
+def ensure_safe_directory(workspace: Path) -> None:
+    listed = gitops.git(
+        "config", "--global", "--get-all", "safe.directory", cwd=workspace, check=False
+    )
+    if str(workspace) not in listed.stdout.split("\n") and "*" not in listed.stdout.split("\n"):
+        gitops.git("config", "--global", "--add", "safe.directory", str(workspace), cwd=workspace)
+
+
+class Head(NamedTuple):
+    """What to run on: the PR head's branch and sha, the ref to fetch it by, and its fork."""
+
+    branch: str
+    sha: str
+    fetch_ref: str
+    fork: str | None = None  # "owner/repo" of a fork head; nothing is pushed there
+
+
+def gate_comment(ctx: Context, settings: Settings) -> Head | int:
+    """Permission and fork checks; the PR head to run on, or an exit code after refusing."""
+    trigger = ctx.trigger
+    assert ctx.gh is not None
+    assert trigger.pr_number is not None
+    try:
+        answer = ctx.gh.permission(trigger.owner, trigger.repo, trigger.sender)
+    except GitHubError as exc:
+        return ctx.refuse(f"could not verify the permission of @{trigger.sender} ({exc})")
+    if permission_rank(answer) < ROLE_RANK[settings.permission]:
+        role = answer.get("role_name") or answer.get("permission") or "no"
+        return ctx.refuse(
+            f"@{trigger.sender} has {role} permission on this repository; "
+            f"`{settings.permission}` is needed to run tasks"
+        )
+    try:
+        pull = ctx.gh.pull(trigger.owner, trigger.repo, trigger.pr_number)
+    except GitHubError as exc:
+        return ctx.refuse(f"could not read pull request #{trigger.pr_number} ({exc})")
+    head = pull.get("head") or {}
+    head_repo = (head.get("repo") or {}).get("full_name")
+    base_repo = ((pull.get("base") or {}).get("repo") or {}).get("full_name")
+    ref, sha = head.get("ref"), head.get("sha")
+    if not isinstance(ref, str) or not isinstance(sha, str):
+        return ctx.refuse(f"pull request #{trigger.pr_number} has no head branch")
+    if pull.get("state") not in (None, "open"):
+        return ctx.refuse(f"pull request #{trigger.pr_number} is {pull.get('state')}")
+    if head_repo is None:
+        return ctx.refuse(
+            f"the head repository of #{trigger.pr_number} was deleted; nothing to run on"
+        )
+    if head_repo != base_repo:
+        if not settings.allow_forks:
+            return ctx.refuse(
+                f"the head of #{trigger.pr_number} is in a fork ({head_repo}); "
+                "set `allow-forks: true` to run tasks on fork branches (they are not pushed)"
+            )
+        # GitHub keeps every pull request's head in the base repository as refs/pull/N/head.
+        return Head(
+            f"pr-{trigger.pr_number}", sha, f"refs/pull/{trigger.pr_number}/head", head_repo
+        )
+    return Head(ref, sha, f"refs/heads/{ref}")
+
+
+def checkout_head(ctx: Context, head: Head) -> str | None:
+    """Put the workspace on the head's branch at its sha; an error message on failure."""
+    env = ctx.git_auth_env()
+    branch, sha = head.branch, head.sha
+    fetched = gitops.git(
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "origin",
+        f"+{head.fetch_ref}:refs/remotes/origin/{branch}",
+        cwd=ctx.workspace,
+        env=env,
+        check=False,
+    )
+    if fetched.returncode != 0:
+        return f"could not fetch {head.fetch_ref}: {fetched.stderr.strip()[-500:]}"
+    known = gitops.git("cat-file", "-e", f"{sha}^{{commit}}", cwd=ctx.workspace, check=False)
+    if known.returncode != 0:
+        return f"commit {sha[:12]} of {branch} is no longer on the branch (force-pushed?)"
+    switched = gitops.git("checkout", "--quiet", "-B", branch, sha, cwd=ctx.workspace, check=False)
+    if switched.returncode != 0:
+        return f"could not check out {branch}: {switched.stderr.strip()[-500:]}"
+    return None

@@ -1,0 +1,68 @@
+"""What a finished action run publishes: step outputs, the job summary, annotations on the
+TODO file and each task's log as a folded group (SPEC 7, 8)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchaction import gitops
+from batchaction.errors import BatchError
+from batchaction.selection import format_selection
+from batchaction.textlines import read_todo_text
+from batchaction.todo import parse_todo
+
+if TYPE_CHECKING:
+    from batchaction.action import Context
+
+
+def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> list[str]:
+    if not patterns:
+        return []
+    status = gitops.git("status", "--porcelain", "-z", "--untracked-files=all", cwd=workspace)
+    paths = [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
+    return sorted(
+        p for p in paths if p != todo_rel and any(fnmatch.fnmatch(p, pat) for pat in patterns)
+    )
+
+
+def publish(
+    ctx: Context, summary: dict[str, Any], markdown: str, todo: Path, todo_rel: str
+) -> None:
+    wf = ctx.wf
+    tasks = summary["tasks"]
+
+    def numbers(*outcomes: str) -> str:
+        return format_selection(t["number"] for t in tasks if t["outcome"] in outcomes)
+
+    wf.set_outputs(
+        {
+            "result": summary["result"],
+            "completed": numbers("completed"),
+            "failed": numbers("failed", "timed-out"),
+            "blocked": numbers("blocked"),
+            "skipped": format_selection(s["number"] for s in summary["skipped"]),
+            "waves": json.dumps(summary["waves"]),
+            "summary-json": json.dumps(summary),
+            # Only a commit that reached the branch: an unpushed one exists nowhere else.
+            "commit-sha": (summary["commit"]["sha"] or "") if summary["commit"]["pushed"] else "",
+        }
+    )
+    wf.step_summary(markdown)
+    try:
+        doc = parse_todo(read_todo_text(todo))
+        lines = {t.number: (t.field("status") or t.fields[0]).line + 1 for t in doc.tasks}
+    except BatchError:
+        lines = {}
+    for task in tasks:
+        if task["outcome"] in ("failed", "timed-out"):
+            wf.error(
+                f"task {task['number']} {task['outcome']}: {task['reason']}",
+                file=todo_rel,
+                line=lines.get(task["number"]),
+            )
+        if task["log_path"] and Path(task["log_path"]).is_file():
+            with Path(task["log_path"]).open(encoding="utf-8", errors="replace") as log:
+                wf.group(f"Task {task['number']}: {task['title']} ({task['outcome']})", log)
