@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 from typing import Any
 
 import httpx
@@ -43,24 +45,39 @@ class GitHub:
     def close(self) -> None:
         self.client.close()
 
-    def _call(self, method: str, path: str, json: Any = None) -> Any:
-        def once() -> Any:
-            try:
-                response = self.client.request(method, path, json=json)
-            except httpx.TransportError:
-                raise
-            except httpx.HTTPError as exc:
-                raise GitHubError(method, path, None, str(exc)) from None
-            if response.status_code >= 400:
-                try:
-                    message = response.json().get("message", response.text)
-                except ValueError:
-                    message = response.text
-                raise GitHubError(method, path, response.status_code, str(message)[:300])
-            return response.json() if response.content else None
-
+    def _once(
+        self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        """One request: its JSON answer (None when empty). Raises GitHubError for an error
+        status or a 2xx answer that is not JSON (a proxy's HTML page, say), and lets
+        httpx.TransportError through for the retry to see."""
         try:
-            return self._retry(once)
+            response = self.client.request(method, path, json=json, params=params)
+        except httpx.TransportError:
+            raise
+        except httpx.HTTPError as exc:
+            raise GitHubError(method, path, None, str(exc)) from None
+        if response.status_code >= 400:
+            try:
+                answer = response.json()
+                message = answer.get("message", response.text) if isinstance(answer, dict) else ""
+            except ValueError:
+                message = response.text
+            raise GitHubError(method, path, response.status_code, str(message or "")[:300])
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type")
+            raise GitHubError(
+                method, path, response.status_code, f"the answer is not JSON ({kind})"
+            ) from None
+
+    def _call(self, method: str, path: str, json: Any = None) -> Any:
+        """``_once`` retried on network errors and 5xx answers (3 attempts, backoff)."""
+        try:
+            return self._retry(self._once, method, path, json)
         except httpx.TransportError as exc:
             raise GitHubError(method, path, None, f"cannot reach the API: {exc}") from None
 
@@ -84,4 +101,29 @@ class GitHub:
         )
 
     def comment(self, owner: str, repo: str, number: int, body: str) -> None:
-        self._call("POST", f"/repos/{owner}/{repo}/issues/{number}/comments", {"body": body})
+        """Post a comment once. A POST that failed (a 502, a timeout) may still have been
+        stored, so the body carries an invisible marker, and before posting again the
+        comments made since the first attempt are searched for it."""
+        path = f"/repos/{owner}/{repo}/issues/{number}/comments"
+        marker = f"<!-- batchaction:{secrets.token_hex(8)} -->"
+        since = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tries = 0
+
+        def post() -> None:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and self._posted(path, marker, since):
+                return
+            self._once("POST", path, {"body": f"{body}\n{marker}\n"})
+
+        try:
+            self._retry(post)
+        except httpx.TransportError as exc:
+            raise GitHubError("POST", path, None, f"cannot reach the API: {exc}") from None
+
+    def _posted(self, path: str, marker: str, since: str) -> bool:
+        """Whether a comment holding ``marker`` was stored since ``since`` (ISO 8601)."""
+        answer = self._once("GET", path, params={"since": since, "per_page": "100"})
+        return isinstance(answer, list) and any(
+            isinstance(c, dict) and marker in str(c.get("body", "")) for c in answer
+        )

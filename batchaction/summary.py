@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 from batchaction import __version__
+from batchaction.inert import inert
 from batchaction.planner import Plan
 from batchaction.selection import format_selection
 from batchaction.taskrun import TaskRun
@@ -106,8 +106,8 @@ def build_summary(
 
 
 def _cell(text: str | None) -> str:
-    """Table-safe, HTML-escaped text for one Markdown table cell."""
-    return html.escape(" ".join((text or "").split()), quote=False).replace("|", "&#124;")
+    """Inert text (``inert.py``) for one Markdown table cell or line."""
+    return inert(" ".join((text or "").split())).replace("|", "&#124;")
 
 
 def _duration(seconds: float | None) -> str:
@@ -174,7 +174,7 @@ def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> 
         out += [f"Skipped: {_cell(skipped)}", ""]
     for task in summary["tasks"]:
         if task["outcome"] in ("failed", "timed-out") and task["log_tail"]:
-            tail = html.escape("\n".join(task["log_tail"]), quote=False)
+            tail = inert("\n".join(task["log_tail"]))
             out += [
                 "<details>",
                 f"<summary>{EMOJI[task['outcome']]} {task['number']} "

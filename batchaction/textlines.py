@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from batchaction.errors import BatchError
@@ -40,10 +42,41 @@ def decode_todo(data: bytes, path: str) -> str:
         ) from None
 
 
-def read_todo_text(path: Path) -> str:
-    """Read a TODO file as text, turning every OS error into a BatchError (exit 2)."""
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file (after symlinks). A FIFO or a device is refused
+    before anything reads it: opened without blocking, checked with fstat."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        data = path.read_bytes()
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise BatchError(
+                f"{path}: is {_kind(mode)}, not a TODO file: pass a regular file with --todo PATH"
+            )
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def read_todo_text(path: Path) -> str:
+    """Read a TODO file as text, turning every OS error into a BatchError (exit 2); a path
+    that is not a regular file (directory, FIFO, device, socket) is refused at once."""
+    try:
+        data = _read_regular(path)
     except FileNotFoundError:
         raise BatchError(
             f"{path}: no such file: pass the TODO file with --todo PATH "

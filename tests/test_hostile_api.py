@@ -1,0 +1,140 @@
+"""The action against a misbehaving API and hostile text, through the real entrypoint: a 2xx
+answer that is not JSON, a reply stored before a 502, mentions and links in executor text,
+a TODO path that is a FIFO."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from actionhelpers import (
+    COMMENT_ID,
+    COMMENTER,
+    PR_NUMBER,
+    REPOSITORY,
+    ApiStub,
+    Sandbox,
+    comment_event,
+    marker_executor,
+    permission_answer,
+    pull_answer,
+    run_action,
+)
+from werkzeug import Request, Response
+
+BASE = f"/repos/{REPOSITORY}"
+HTML_PAGE = "<html><body>502 Bad Gateway (a proxy's page)</body></html>"
+
+
+def comment_run(sandbox: Sandbox, api: ApiStub, body: str, **inputs: str) -> Any:
+    return run_action(
+        sandbox, "issue_comment", comment_event(body), api_url=api.url,
+        inputs={"executor": marker_executor(sandbox), **inputs}, timeout=30,
+    )  # fmt: skip
+
+
+def test_a_2xx_answer_that_is_not_json_is_refused_not_a_traceback(
+    sandbox: Sandbox, api: ApiStub
+) -> None:
+    api.server.expect_request(
+        f"{BASE}/collaborators/{COMMENTER}/permission", method="GET"
+    ).respond_with_data(HTML_PAGE, status=200, content_type="text/html")
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    run = comment_run(sandbox, api, "/task 1")
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    assert sandbox.ran() == []
+    (reply,) = api.comments()
+    assert "could not verify the permission" in reply
+    assert "not JSON (text/html)" in reply
+
+
+def test_reactions_answered_with_html_are_warnings(sandbox: Sandbox, api: ApiStub) -> None:
+    api.server.expect_request(
+        f"{BASE}/issues/comments/{COMMENT_ID}/reactions", method="POST"
+    ).respond_with_data(HTML_PAGE, status=200, content_type="text/html")
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    run = comment_run(sandbox, api, "/task 1")
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    assert sandbox.ran() == ["ran-1"]
+    assert "::warning::could not add a reaction" in run.out
+
+
+def test_a_reply_stored_before_a_502_is_not_posted_again(sandbox: Sandbox, api: ApiStub) -> None:
+    """GitHub stores the comment, then the proxy answers 502: the retry finds it and stops."""
+    stored: list[dict[str, Any]] = []
+
+    def post(request: Request) -> Response:
+        stored.append({"id": len(stored) + 1, "body": request.get_json()["body"]})
+        if len(stored) == 1:
+            return Response("bad gateway", status=502)
+        return Response(json.dumps(stored[-1]), status=201, content_type="application/json")
+
+    def listing(request: Request) -> Response:
+        return Response(json.dumps(stored), status=200, content_type="application/json")
+
+    api.server.expect_request(
+        f"{BASE}/collaborators/{COMMENTER}/permission", method="GET"
+    ).respond_with_json(permission_answer("write"))
+    api.server.expect_request(f"{BASE}/pulls/{PR_NUMBER}", method="GET").respond_with_json(
+        pull_answer("feature", sandbox.feature_sha)
+    )
+    api.server.expect_request(
+        f"{BASE}/issues/{PR_NUMBER}/comments", method="POST"
+    ).respond_with_handler(post)
+    api.server.expect_request(
+        f"{BASE}/issues/{PR_NUMBER}/comments", method="GET"
+    ).respond_with_handler(listing)
+    api.server.expect_request(
+        f"{BASE}/issues/comments/{COMMENT_ID}/reactions", method="POST"
+    ).respond_with_json({"id": 1, "content": "eyes"}, status=201)
+    run = comment_run(sandbox, api, "/task 1")
+    assert run.code == 0, run.err
+    assert len(stored) == 1, [c["body"][:40] for c in stored]
+    assert "**batchaction** success" in stored[0]["body"]
+
+
+HOSTILE = (
+    "ping @octocat and @org/team, see owner/repo#5 and #6, [click](https://evil.invalid) "
+    "![](https://evil.invalid/p.png) \x1b[31mred\x1b[0m <b>bold</b>"
+)
+
+
+def test_executor_text_cannot_mention_link_or_colour_in_the_reply(
+    sandbox: Sandbox, api: ApiStub
+) -> None:
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    summary = json.dumps({"status": "failed", "summary": HOSTILE})
+    (sandbox.root / "hostile.txt").write_text(HOSTILE + "\n", encoding="utf-8")
+    (sandbox.root / "result.json").write_text(summary, encoding="utf-8")
+    executor = (
+        f"cat {sandbox.root / 'hostile.txt'} && "
+        f'cp {sandbox.root / "result.json"} "$BATCH_RESULT_FILE"'
+    )
+    run = comment_run(sandbox, api, "/task 4", executor=executor, isolation="none")
+    assert run.code == 1, run.err
+    (reply,) = api.comments()
+    for text in (reply, run.step_summary):
+        assert "octocat" in text
+        for live in (
+            "@octocat",
+            "@org/team",
+            "owner/repo#5",
+            " #6",
+            "](https://evil",
+            "\x1b",
+            "<b>",
+        ):
+            assert live not in text, (live, text)
+
+
+def test_a_todo_path_that_is_a_fifo_is_refused_at_once(sandbox: Sandbox, api: ApiStub) -> None:
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    os.mkfifo(sandbox.workspace / "pipe.md")
+    run = comment_run(sandbox, api, "/task 1", **{"todo-path": "pipe.md"})
+    assert run.code == 2, run.err
+    assert sandbox.ran() == []
+    (reply,) = api.comments()
+    assert "is a FIFO, not a TODO file" in reply
