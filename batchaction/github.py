@@ -114,7 +114,7 @@ class GitHub:
             tries += 1
             if tries > 1 and self._posted(path, marker, since):
                 return
-            self._once("POST", path, {"body": f"{body}\n{marker}\n"})
+            self._once("POST", path, {"body": f"{marker}\n{body}"})
 
         try:
             self._retry(post)

@@ -130,6 +130,9 @@ class TestReplyLength:
         (request, _response) = httpserver.log[-1]
         posted = request.get_json()["body"]
         assert len(posted) < 65_536
+        marker, posted = posted.split("\n", 1)  # the invisible marker a retry looks for
+        assert marker.startswith("<!-- batchaction:")
+        assert marker.endswith(" -->")
         assert posted.endswith(
             "(truncated: the whole summary is in "
             "[the run](https://github.com/octo-org/hello/actions/runs/4242))\n"
