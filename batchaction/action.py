@@ -99,14 +99,19 @@ class Context:
         self.reply(f"😕 **batchaction** did not run: {inert(why)}")
         return code
 
+    def persisted_credentials(self) -> bool:
+        """Whether the workspace's git config holds an ``http.*.extraheader`` (what
+        actions/checkout leaves unless ``persist-credentials: false``)."""
+        existing = gitops.git(
+            "config", "--get-regexp", r"^http\..*\.extraheader$", cwd=self.workspace, check=False
+        )
+        return bool(existing.stdout.strip())
+
     def git_auth_env(self) -> dict[str, str]:
         """Token auth for fetch/push, passed per command so it is never stored in .git/config."""
         if not self.token:
             return {}
-        existing = gitops.git(
-            "config", "--get-regexp", r"^http\..*\.extraheader$", cwd=self.workspace, check=False
-        )
-        if existing.stdout.strip():
+        if self.persisted_credentials():
             return {}  # the checkout left credentials: use them
         server = self.env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
@@ -196,6 +201,22 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
         return ctx.refuse(str(exc), EXIT_INVALID_INPUT)
     if not settings.executor:
         return ctx.refuse("no executor: set the action's `executor` input", EXIT_INVALID_INPUT)
+    if ctx.persisted_credentials():
+        where = (
+            "the checkout left the token in .git/config (`http.<url>.extraheader`), where "
+            "every executor can read it"
+        )
+        if settings.allow_forks:
+            return ctx.refuse(
+                f"{where}: with `allow-forks: true` that is not allowed; set "
+                "`persist-credentials: false` on actions/checkout",
+                EXIT_INVALID_INPUT,
+            )
+        wf.command(
+            "warning",
+            f"{where}: set `persist-credentials: false` on actions/checkout (batchaction "
+            "passes its token to git itself)",
+        )
     if trigger.kind == "comment":
         ctx.react("eyes")
         assert head is not None

@@ -138,3 +138,30 @@ def test_a_todo_path_that_is_a_fifo_is_refused_at_once(sandbox: Sandbox, api: Ap
     assert sandbox.ran() == []
     (reply,) = api.comments()
     assert "is a FIFO, not a TODO file" in reply
+
+
+def persist_credentials(sandbox: Sandbox) -> None:
+    """What actions/checkout leaves by default: the token in .git/config."""
+    sandbox.git(
+        "config", "http.https://github.com/.extraheader", "AUTHORIZATION: basic eC1hY2Nlc3M=",
+        cwd=sandbox.workspace,
+    )  # fmt: skip
+
+
+def test_persisted_checkout_credentials_are_a_loud_warning(sandbox: Sandbox, api: ApiStub) -> None:
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    persist_credentials(sandbox)
+    run = comment_run(sandbox, api, "/task 1")
+    assert run.code == 0, run.err
+    assert "::warning::the checkout left the token in .git/config" in run.out
+    assert "persist-credentials: false" in run.out
+
+
+def test_persisted_checkout_credentials_refuse_fork_runs(sandbox: Sandbox, api: ApiStub) -> None:
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    persist_credentials(sandbox)
+    run = comment_run(sandbox, api, "/task 1", **{"allow-forks": "true"})
+    assert run.code == 2, run.err
+    assert sandbox.ran() == []
+    (reply,) = api.comments()
+    assert "persist-credentials: false" in reply
