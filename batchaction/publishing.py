@@ -19,12 +19,26 @@ if TYPE_CHECKING:
 
 
 def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> list[str]:
+    """Changed and untracked paths matching ``add-paths`` globs, never the TODO file or its
+    lock. Reads ``git status --porcelain -z``: ``XY path`` records, a rename or copy (``R``
+    or ``C`` in ``XY``) followed by its source path as a field of its own."""
     if not patterns:
         return []
     status = gitops.git("status", "--porcelain", "-z", "--untracked-files=all", cwd=workspace)
-    paths = [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
+    fields = status.stdout.split("\0")
+    paths: list[str] = []
+    index = 0
+    while index < len(fields):
+        record = fields[index]
+        index += 1
+        if len(record) < 4:
+            continue
+        if "R" in record[:2] or "C" in record[:2]:
+            index += 1  # the source of the rename or copy
+        paths.append(record[3:])
+    ours = {todo_rel, todo_rel + ".lock"}
     return sorted(
-        p for p in paths if p != todo_rel and any(fnmatch.fnmatch(p, pat) for pat in patterns)
+        p for p in paths if p not in ours and any(fnmatch.fnmatch(p, pat) for pat in patterns)
     )
 
 

@@ -31,3 +31,42 @@ def repository_root(start: Path) -> Path:
         return start
     top = out.stdout.strip()
     return Path(top) if out.returncode == 0 and top else start
+
+
+def exclude_lock_file(todo: Path) -> None:
+    """Add the TODO file's lock (``TODO.md.lock``) to the repository's ``info/exclude`` so no
+    ``git add -A`` (an agent's, a user's) ever commits it. Outside git, or when git cannot
+    say where its directory is, nothing happens; a line already there is not added twice."""
+    todo = todo.resolve()
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "--git-common-dir"],
+            cwd=todo.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return
+    lines = out.stdout.splitlines()
+    if out.returncode != 0 or len(lines) != 2:
+        return
+    top, common = Path(lines[0]), Path(lines[1])
+    common = common if common.is_absolute() else (todo.parent / common).resolve()
+    try:
+        rel = todo.with_name(todo.name + ".lock").relative_to(top.resolve()).as_posix()
+    except ValueError:
+        return
+    pattern = "/" + "".join(f"[{ch}]" if ch in "*?[]\\!#" else ch for ch in rel)
+    exclude = common / "info" / "exclude"
+    try:
+        present = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+        if pattern in present:
+            return
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a", encoding="utf-8") as handle:
+            if present and not exclude.read_text(encoding="utf-8").endswith("\n"):
+                handle.write("\n")
+            handle.write(f"{pattern}\n")
+    except (OSError, UnicodeDecodeError):
+        return

@@ -223,6 +223,9 @@ def cmd_status_set(args: argparse.Namespace) -> int:
         value = status_value(str(args.status), style)
         state = "done" if classify(value, table) == "done" else "open"
         change = StatusChange(number, "set", today(), value=value, stale=state)
+    from batchaction.repo import exclude_lock_file  # noqa: PLC0415
+
+    exclude_lock_file(todo)
     try:
         result = write_changes(todo, [change], table, markers)
     except OSError as exc:

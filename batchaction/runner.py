@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.planner import Plan
-from batchaction.repo import repository_root
+from batchaction.repo import exclude_lock_file, repository_root
 from batchaction.scheduler import Scheduler
 from batchaction.settings import Settings
 from batchaction.signals import recorded_signals
@@ -71,6 +71,7 @@ def execute(request: RunRequest) -> RunResult:
     except OSError as exc:
         raise BatchError(f"{log_dir}: cannot create the log directory: {exc.strerror}") from None
     work_dir = Path(tempfile.mkdtemp(prefix="batchaction-run-"))
+    exclude_lock_file(request.todo)
     table = StatusTable.create(settings.done_markers, settings.closed_markers)
     writer = StatusWriter(
         request.todo, table, dict(settings.status_markers), on_write=request.on_write

@@ -227,11 +227,25 @@ class TestAuthorizedComment:
             gitops.FILES_MESSAGE,
         ]
         assert sandbox.git("diff", "--name-only", f"{tip}^", tip).split() == ["TODO.md"]
-        # What did not match stays in the workspace, uncommitted.
+        # What did not match stays in the workspace, uncommitted; the lock is excluded.
         assert sandbox.git("status", "--porcelain", cwd=sandbox.workspace).splitlines() == [
-            "?? TODO.md.lock",
             "?? scratch.txt",
         ]
+        exclude = (sandbox.workspace / ".git" / "info" / "exclude").read_text()
+        assert "/TODO.md.lock" in exclude.splitlines()
+
+    def test_add_paths_reads_a_rename_as_one_path(self, sandbox: Sandbox, api: ApiStub) -> None:
+        """``git status -z`` gives a rename's source as a field of its own: not a path."""
+        api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+        run = comment_run(
+            sandbox, api, "/task 4", executor="git mv README.md GUIDE.md",
+            inputs={"add-paths": "*.md", "isolation": "none"},
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        tip = sandbox.tip("feature")
+        files = sandbox.git("ls-tree", "-r", "--name-only", tip).split()
+        assert "GUIDE.md" in files
+        assert "README.md" not in files
 
     def test_fork_head_runs_when_allowed_and_pushes_nothing(
         self, sandbox: Sandbox, api: ApiStub
@@ -279,7 +293,7 @@ class TestAuthorizedComment:
         assert run.outputs["commit-sha"] == ""
         # The statuses are written, left uncommitted in the workspace.
         status = sandbox.git("status", "--porcelain", cwd=sandbox.workspace).splitlines()
-        assert [line.strip() for line in status] == ["M TODO.md", "?? TODO.md.lock"]
+        assert [line.strip() for line in status] == ["M TODO.md"]
         assert status_of((sandbox.workspace / "TODO.md").read_text(), 4) == "[COMPLETED]"
 
 

@@ -4,6 +4,7 @@ hold; ``--todo`` and the configuration are found from the repository root (real 
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -237,3 +238,30 @@ class TestPeoplesNotesStay:
         assert code == 0, err
         assert '"waves": [[4], [5]]' in out
         assert "<!--" not in read(todo)
+
+
+def test_the_lock_file_is_excluded_from_git(tmp_path: Path) -> None:
+    """``git add -A`` after a status change commits TODO.md, never TODO.md.lock."""
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    (repo / "docs" / "TODO.md").write_text("# T\n\n### 1. One\n- **Status**: [NOT STARTED]\n")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for _ in range(2):  # a second run adds no second line
+        done = subprocess.run(
+            [sys.executable, "-m", "batchaction", "status", "set", "1", "completed",
+             "--todo", "docs/TODO.md"],
+            cwd=repo, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert (repo / "docs" / "TODO.md.lock").exists()
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert staged == ["docs/TODO.md"]
+    exclude = (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert exclude.count("/docs/TODO.md.lock") == 1
