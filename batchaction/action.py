@@ -247,6 +247,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
             settings, workspace, workspace, workspace / todo_rel, reporter,
             branch_prefix=_branch_prefix(trigger, env),
             committer={k: v for k, v in gitops.identity_env().items() if "COMMITTER" in k},
+            tasks=len(the_plan.run),
         )  # fmt: skip
     except BatchError as exc:
         return ctx.refuse(str(exc), exc.exit_code)

@@ -1,4 +1,5 @@
-"""Every git call goes through ``git()``; commit-back with push-race handling lives here.
+"""Every git call goes through ``git()`` (a long-running batch command through
+``history.Batch``); commit-back with push-race handling lives here.
 
 On a rejected push nothing is forced: fetch, replay this run's commits on the new tip (the
 executors' own by cherry-picking, each status commit by re-applying its status changes to the

@@ -1,8 +1,11 @@
-"""Where the repository is: the root that TODO.md, the configuration file and executors use."""
+"""The repository: its root (which TODO.md, the configuration file and executors use), the
+git it has, and what batchaction keeps out of its commits."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -70,3 +73,30 @@ def exclude_lock_file(todo: Path) -> None:
             handle.write(f"{pattern}\n")
     except (OSError, UnicodeDecodeError):
         return
+
+
+def new_run_id() -> str:
+    """A run's id, unique on this machine: ``20261201-004530-4242`` (UTC time, pid)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+MIN_GIT = (2, 38)  # git merge-tree --write-tree
+
+
+def git_version() -> tuple[int, ...]:
+    """The installed git's version (``(2, 39, 5)``), or ``()`` when there is no git."""
+    try:
+        out = subprocess.run(["git", "version"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ()
+    numbers = re.findall(r"\d+", out.split("version", 1)[-1])[:3]
+    return tuple(int(n) for n in numbers)
+
+
+def has_commits(repo: Path) -> bool:
+    """True in a git work tree whose HEAD names a commit (worktrees need one to start from)."""
+    try:
+        verify = ["git", "rev-parse", "--verify", "-q", "HEAD^{commit}"]
+        return subprocess.run(verify, cwd=repo, capture_output=True, check=False).returncode == 0
+    except OSError:  # no git at all
+        return False

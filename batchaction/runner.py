@@ -81,8 +81,9 @@ def execute(request: RunRequest) -> RunResult:
     workspaces = request.workspaces
     if workspaces == "auto":
         workspaces = open_workspaces(
-            settings, cwd, started_in, request.todo.resolve(), request.reporter
-        )
+            settings, cwd, started_in, request.todo.resolve(), request.reporter,
+            tasks=len(request.plan.run),
+        )  # fmt: skip
     options = RunOptions(
         executor=settings.executor,
         cwd=cwd,
@@ -173,13 +174,16 @@ def open_workspaces(
     *,
     branch_prefix: str | None = None,
     committer: dict[str, str] | None = None,
+    tasks: int = 0,
 ) -> Workspaces | None:
     """Worktree isolation when asked for, or by default in a git repository with a commit;
     None when tasks share the work tree. ``todo`` is absolute; ``branch_prefix`` names the
     branches that keep unintegrated work (default ``batchaction/<run-id>``); ``committer`` the
-    ``GIT_COMMITTER_*`` of the commits the run makes (default: the repository's user). Raises
+    ``GIT_COMMITTER_*`` of the commits the run makes (default: the repository's user); ``tasks``
+    how many will run (that many worktrees, up to ``max-parallel``, are made at once). Raises
     BatchError (exit 2) when ``worktree`` was asked for and cannot be had."""
-    from batchaction.workspaces import MIN_GIT, Workspaces, git_version, has_commits  # noqa: PLC0415
+    from batchaction.repo import MIN_GIT, git_version, has_commits  # noqa: PLC0415
+    from batchaction.workspaces import Workspaces  # noqa: PLC0415
 
     mode = settings.isolation
     if mode == "none":
@@ -215,7 +219,7 @@ def open_workspaces(
         branch_prefix=branch_prefix,
         committer=committer,
     )
-    workspaces.open()
+    workspaces.open(tasks)
     for notice in workspaces.notices:
         _notice(reporter, notice)
     return workspaces

@@ -14,9 +14,7 @@ Every git call on the main repository happens under one lock.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
 import shlex
 import threading
 from dataclasses import dataclass, field
@@ -24,39 +22,13 @@ from pathlib import Path
 
 from batchaction.gitops import GitError, current_branch, git
 from batchaction.integration import IntegrationRef
+from batchaction.repo import new_run_id
+from batchaction.salvage import salvage_orphans
 from batchaction.todomerge import merge_task_edits
-from batchaction.worktrees import Worktree, WorktreePool, commit_leftovers, salvage_orphans
+from batchaction.worktrees import Worktree, WorktreePool, commit_leftovers
 
 IDENTITY_NAME = "batchaction"
 IDENTITY_EMAIL = "batchaction@users.noreply.github.com"
-
-
-def new_run_id() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-
-
-MIN_GIT = (2, 38)  # git merge-tree --write-tree
-
-
-def git_version() -> tuple[int, ...]:
-    """The installed git's version (``(2, 39, 5)``), or ``()`` when there is no git."""
-    try:
-        out = git("version", cwd=Path.cwd(), check=False).stdout
-    except OSError:
-        return ()
-    numbers = re.findall(r"\d+", out.split("version", 1)[-1])[:3]
-    return tuple(int(n) for n in numbers)
-
-
-def has_commits(repo: Path) -> bool:
-    """True in a git work tree whose HEAD names a commit (worktrees need one to start from)."""
-    try:
-        return (
-            git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=repo, check=False).returncode
-            == 0
-        )
-    except OSError:  # no git at all
-        return False
 
 
 def _identity(repo: Path, author: str | None) -> dict[str, str]:
@@ -129,8 +101,9 @@ class Workspaces:
     def todo_rel(self) -> str:
         return Path(os.path.relpath(self.todo, self.repo)).as_posix()
 
-    def open(self) -> None:
-        """Salvage killed runs' worktrees, note uncommitted tracked changes, make the ref."""
+    def open(self, tasks: int = 0) -> None:
+        """Salvage killed runs' worktrees, note uncommitted tracked changes, make the ref, and
+        the worktrees the first ``tasks`` tasks will take (at most ``max_parallel``), at once."""
         ident = self.identity = _identity(self.repo, self.author)
         with self.lock:
             for branch in salvage_orphans(self.repo, self.todo_rel, ident):
@@ -157,6 +130,7 @@ class Workspaces:
                 self.repo, self.run_id, self.max_parallel, self.todo_rel, self.copy, self.link
             )
             self.pool.open(self.token)
+            self.pool.prepare(tasks, self.start_sha)
 
     # -- per task -----------------------------------------------------------------------------
 
@@ -285,7 +259,7 @@ class Workspaces:
                     if not work.conflicts and mode == "integrate":
                         self._drop_branch(number)
                     if mode == "candidate" and result.commits:
-                        git("checkout", "--quiet", "--detach", "--force", result.tip, cwd=tree.path)
+                        pool.checkout(tree, result.tip)
                         work.candidate, work.head, work.kept_as = result.tip, head, branch
                         work.start, work.base = tree.start, ref.tip
                         self.pending[number] = work

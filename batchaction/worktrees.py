@@ -6,20 +6,32 @@ next task's start (``checkout --detach --force``, ``clean -ffdx``) instead of ch
 repository out again. ``owner.json`` beside the slots names the run's process (pid and start
 time), so a later run recognises the worktrees of a run that was killed and salvages their work
 before removing them, and never touches those of a run that is still alive.
+
+Each slot has an index of batchaction's own beside it (``slot-<k>.index``) that only git calls
+made here write: the reset and the leftover commit both run on it, so that neither trusts an
+index the task may have changed (a stale ``index.lock``, assume-unchanged or skip-worktree
+bits), and neither reads an unchanged file's content again (its stat data is kept from task
+to task). After a reset a copy of it becomes the worktree's own index, which the task starts
+with. Cost: making a slot is the one full checkout (``git worktree add``, its files written by
+parallel checkout workers); after that, a task costs four git processes here, ``checkout``
+and ``clean`` when it starts, ``add`` and ``diff-index`` when it ends (when it committed its
+work, the usual case): its tree's files are stat-ed twice and its directories read twice.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import re
 import shutil
-import signal
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchaction.gitops import GitError, git
+
+COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def process_start_time(pid: int) -> str | None:
@@ -35,6 +47,11 @@ def process_start_time(pid: int) -> str | None:
 def common_dir(repo: Path) -> Path:
     path = Path(git("rev-parse", "--git-common-dir", cwd=repo).stdout.strip())
     return path if path.is_absolute() else (repo / path).resolve()
+
+
+def slot_index(tree: Path) -> Path:
+    """The index of batchaction's own for a pooled worktree at ``tree``: ``<tree>.index``."""
+    return tree.with_name(tree.name + ".index")
 
 
 @dataclass
@@ -60,6 +77,11 @@ class Worktree:
                 link.unlink(missing_ok=True)
             link.write_text(self.gitlink, encoding="utf-8")
 
+    def git_dir(self) -> Path:
+        """The worktree's own git directory (``<common>/worktrees/<name>``), from ``gitlink``."""
+        named = Path(self.gitlink.strip().removeprefix("gitdir:").strip())
+        return named if named.is_absolute() else (self.path / named).resolve()
+
 
 @dataclass
 class WorktreePool:
@@ -76,10 +98,16 @@ class WorktreePool:
     free: list[Worktree] = field(default_factory=list)
     busy: dict[int, Worktree] = field(default_factory=dict)
     made: int = 0
+    common: Path | None = None  # the git common directory, once asked
 
     @property
     def root(self) -> Path:
-        return common_dir(self.repo) / "batchaction" / "worktrees" / self.run_id
+        return self._common_dir() / "batchaction" / "worktrees" / self.run_id
+
+    def _common_dir(self) -> Path:
+        if self.common is None:
+            self.common = common_dir(self.repo)
+        return self.common
 
     def open(self, token: str = "") -> None:
         """Claim this run's directory: ``owner.json`` with this process's pid and start time,
@@ -96,19 +124,12 @@ class WorktreePool:
         while self.free and tree is None:
             candidate = self.free.pop()
             try:
-                candidate.repair()
-                git("checkout", "--quiet", "--detach", "--force", start, cwd=candidate.path)
-                git("clean", "-ffdxq", cwd=candidate.path)
+                self._reset(candidate, start)
                 tree = candidate
             except (GitError, OSError):
                 self.discard(candidate)
         if tree is None:
-            self.made += 1
-            tree = Worktree(self.root / f"slot-{self.made}", self.made)
-            shutil.rmtree(tree.path, ignore_errors=True)
-            git("worktree", "add", "--quiet", "--detach", "--force", str(tree.path), start,
-                cwd=self.repo)  # fmt: skip
-            tree.gitlink = (tree.path / ".git").read_text(encoding="utf-8")
+            tree = self._make(start)
         tree.start, tree.number, tree.todo_copy = start, number, todo_text
         target = tree.path / self.todo
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +141,42 @@ class WorktreePool:
         )
         self.busy[number] = tree
         return tree
+
+    def prepare(self, count: int, start: str) -> None:
+        """Make up to ``count`` worktrees at ``start`` at once (threads: each checkout waits
+        mostly on the file system), so the first tasks do not wait for them one by one."""
+        wanted = min(count, self.size) - len(self.free) - len(self.busy)
+        if wanted <= 0:
+            return
+        with ThreadPoolExecutor(max_workers=wanted) as workers:
+            slots = [self._next_slot() for _ in range(wanted)]
+            made = list(workers.map(lambda slot: self._make(start, slot), slots))
+        self.free.extend(made)
+
+    def _next_slot(self) -> int:
+        self.made += 1
+        return self.made
+
+    def _make(self, start: str, slot: int | None = None) -> Worktree:
+        """A new worktree at ``start`` (the one full checkout a slot costs)."""
+        slot = slot if slot is not None else self._next_slot()
+        tree = Worktree(self.root / f"slot-{slot}", slot)
+        shutil.rmtree(tree.path, ignore_errors=True)
+        slot_index(tree.path).unlink(missing_ok=True)
+        # Files written by parallel workers, which overlap the time the file system takes to
+        # create each (git >= 2.32).
+        workers = f"checkout.workers={min(8, 2 * (os.cpu_count() or 1))}"
+        git("-c", workers, "worktree", "add", "--quiet", "--detach", "--force",
+            str(tree.path), start, cwd=self.repo)  # fmt: skip
+        tree.gitlink = (tree.path / ".git").read_text(encoding="utf-8")
+        shutil.copy2(tree.git_dir() / "index", slot_index(tree.path))
+        return tree
+
+    def checkout(self, tree: Worktree, commit: str) -> None:
+        """Check ``commit`` out in a busy worktree (a candidate to verify), keeping untracked
+        and ignored files (build products, the copied and linked ones), with the slot's own
+        index as ``_reset`` does. Raises GitError or OSError."""
+        self._switch(tree, commit, clean=False)
 
     def release(self, number: int, broken: bool = False) -> None:
         """The task is done with its worktree: back to the pool, or, ``broken``, dropped."""
@@ -133,7 +190,30 @@ class WorktreePool:
 
     def discard(self, tree: Worktree) -> None:
         shutil.rmtree(tree.path, ignore_errors=True)
+        slot_index(tree.path).unlink(missing_ok=True)
         git("worktree", "prune", cwd=self.repo, check=False)
+
+    def _reset(self, tree: Worktree, start: str) -> None:
+        """Check ``start`` out in a pooled worktree and remove everything untracked, with the
+        slot's own index (its stat data spares reading unchanged files), then give the
+        worktree that index. Raises GitError or OSError when the worktree cannot be reset."""
+        self._switch(tree, start, clean=True)
+
+    def _switch(self, tree: Worktree, commit: str, clean: bool) -> None:
+        tree.repair()
+        index = slot_index(tree.path)
+        own = tree.git_dir() / "index"
+        if not index.is_file():  # made by an older version: start from the worktree's
+            shutil.copy2(own, index)
+        env = {"GIT_INDEX_FILE": str(index)}
+        git("checkout", "--quiet", "--detach", "--force", commit, cwd=tree.path, env=env)
+        if clean:
+            git("clean", "-ffdxq", cwd=tree.path, env=env)
+        # copy2 keeps the mtime, which git compares file times with ("racily clean" entries).
+        staged = own.with_name("index.batchaction")
+        shutil.copy2(index, staged)
+        os.replace(staged, own)
+        own.with_name("index.lock").unlink(missing_ok=True)  # left by a killed task
 
     def close(self) -> None:
         """Remove every worktree of this run and its directory (the branches stay)."""
@@ -152,9 +232,7 @@ class WorktreePool:
     def _bring_files(self, tree: Worktree) -> None:
         if not self.copy and not self.link:
             return
-        exclude = Path(git("rev-parse", "--git-path", "info/exclude", cwd=tree.path).stdout.strip())
-        if not exclude.is_absolute():
-            exclude = tree.path / exclude
+        exclude = self._common_dir() / "info" / "exclude"  # shared by every worktree
         wanted: list[str] = []
         for patterns, linked in ((self.copy, False), (self.link, True)):
             for pattern in patterns:
@@ -182,83 +260,18 @@ class WorktreePool:
                     handle.write("".join(m + "\n" for m in missing))
 
 
-def orphaned_runs(repo: Path) -> list[Path]:
-    """Run directories whose owner process is gone (killed runs): their worktrees hold work."""
-    base = common_dir(repo) / "batchaction" / "worktrees"
-    found: list[Path] = []
-    for run_dir in sorted(base.glob("*")) if base.is_dir() else []:
-        try:
-            owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
-            pid, start = int(owner["pid"]), owner.get("start")
-        except (OSError, ValueError, KeyError, TypeError):
-            found.append(run_dir)
-            continue
-        if process_start_time(pid) is None or process_start_time(pid) != start:
-            found.append(run_dir)
-    return found
-
-
-def salvage_orphans(repo: Path, todo: str, committer: dict[str, str]) -> list[str]:
-    """Commit the work left in killed runs' worktrees to ``batchaction/<run-id>/task-<n>``
-    (their executors, which outlive a SIGKILLed run, are stopped first), then remove those
-    worktrees. Never raises for one broken worktree: what can be saved is saved. Returns the
-    branch names made."""
-    branches: list[str] = []
-    for run_dir in orphaned_runs(repo):
-        token = _owner(run_dir).get("token")
-        if isinstance(token, str) and token:
-            _kill_marked(f"BATCH_RUN_TOKEN={token}:")
-        for slot in sorted(run_dir.glob("slot-*.json")):
-            try:
-                info = json.loads(slot.read_text(encoding="utf-8"))
-                number = int(info["task"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            tree = run_dir / slot.stem
-            if not tree.is_dir():
-                continue
-            branch = f"batchaction/{run_dir.name}/task-{number}"
-            with contextlib.suppress(GitError, OSError):
-                try:
-                    head = commit_leftovers(
-                        tree, f"task {number}: work left by a killed run", committer,
-                        exclude=[f"{todo}.lock"],
-                    )  # fmt: skip
-                except GitError:
-                    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=tree).stdout.strip()
-                git("branch", "--force", branch, head, cwd=repo)
-                branches.append(branch)
-        ref = f"refs/batchaction/{run_dir.name}/tip"
-        tip = git("rev-parse", "--verify", "-q", ref, cwd=repo, check=False).stdout.strip()
-        if tip:
-            merged = git("merge-base", "--is-ancestor", tip, "HEAD", cwd=repo, check=False)
-            if merged.returncode != 0:  # integrated work that never reached the branch
-                branch = f"batchaction/{run_dir.name}"
-                git("branch", "--force", branch, tip, cwd=repo, check=False)
-                branches.append(branch)
-            git("update-ref", "-d", ref, cwd=repo, check=False)
-        shutil.rmtree(run_dir, ignore_errors=True)
-    git("worktree", "prune", cwd=repo, check=False)
-    return branches
-
-
-def _owner(run_dir: Path) -> dict[str, object]:
+def _detached_head(tree: Path) -> str | None:
+    """The commit id in the HEAD file of the worktree at ``tree`` (detached, as the reset
+    leaves it), read without a git call; None when it is anything else or cannot be read."""
     try:
-        data = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _kill_marked(marker: str) -> None:
-    """SIGKILL every process whose environment holds ``marker`` (a dead run's executors)."""
-    wanted = marker.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if wanted in Path(f"/proc/{name}/environ").read_bytes():
-                os.kill(int(name), signal.SIGKILL)
+        link = (tree / ".git").read_text(encoding="utf-8")
+        if not link.startswith("gitdir:"):
+            return None
+        named = Path(link.removeprefix("gitdir:").strip())
+        text = ((tree / named) / "HEAD").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if COMMIT_ID.fullmatch(text) else None
 
 
 def commit_leftovers(
@@ -273,29 +286,57 @@ def commit_leftovers(
     files, untracked files that are not ignored, never the paths ``exclude``), or HEAD when it
     left nothing. ``extra`` maps paths to text to commit as well (a TODO copy to keep).
 
-    Made with plumbing on a private index (``read-tree``, ``add -A``, ``write-tree``,
-    ``commit-tree``): the worktree's own index, its ``index.lock`` (a killed agent leaves
-    one) and its hooks play no part, and the worktree itself is not changed. An embedded
+    Made with plumbing on an index of batchaction's own (``read-tree -m``, ``add -A``,
+    ``write-tree``, ``commit-tree``): the pooled worktree's ``slot_index`` when there is one
+    (its stat data kept, so that only changed files are read), else a private one that is
+    removed after. The worktree's own index, its ``index.lock`` (a killed agent leaves one)
+    and its hooks play no part, and the worktree itself is not changed. An embedded
     repository without a commit is skipped. Raises GitError when HEAD cannot be read.
+
+    First, the slot's index (the task's start, as the reset left it) is brought up to the
+    work tree: when it then holds HEAD's tree, but for the paths ``exclude``, the task
+    committed everything (the usual case) and HEAD is the answer, in two git calls.
+    Otherwise the index is set to HEAD first and the work tree added again.
     """
-    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=tree).stdout.strip()
-    index = tree / ".." / f".batchaction-index-{tree.name}-{os.getpid()}"
+    # Paths outside the tree (a TODO file elsewhere) cannot be named in a pathspec.
+    skip = [f":(exclude,literal){p}" for p in exclude if p and not p.startswith("../")]
+    index = slot_index(tree)
+    quick = index.is_file() and not extra
+    head = _detached_head(tree) if quick else None
+    if head is None:
+        head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=tree).stdout.strip()
+    if quick:
+        # The work tree over the start equal to HEAD but for the excluded paths (those stay
+        # as in the start): a HEAD-based index would hold HEAD, so nothing is left.
+        env = {"GIT_INDEX_FILE": str(index.resolve())}
+        added = git("add", "-A", "--", ".", *skip, cwd=tree, env=env, check=False)
+        same = git(
+            "diff-index", "--cached", "--quiet", "--no-renames", head, "--", ".", *skip,
+            cwd=tree, env=env, check=False,
+        )  # fmt: skip
+        if added.returncode == 0 and same.returncode == 0:
+            return head
+    head_tree = git("rev-parse", "--verify", f"{head}^{{tree}}", cwd=tree).stdout.strip()
+    private = not index.is_file()
+    if private:
+        index = tree / ".." / f".batchaction-index-{tree.name}-{os.getpid()}"
     env = {"GIT_INDEX_FILE": str(index.resolve())}
     try:
-        git("read-tree", head, cwd=tree, env=env)
-        added = git("add", "-A", "--", ".", cwd=tree, env=env, check=False)
+        kept = not private and git("read-tree", "-m", head, cwd=tree, env=env, check=False)
+        if not kept or kept.returncode != 0:
+            git("read-tree", head, cwd=tree, env=env)
+        added = git("add", "-A", "--", ".", *skip, cwd=tree, env=env, check=False)
         if added.returncode != 0:
-            git("add", "-A", "--ignore-errors", "--", ".", cwd=tree, env=env, check=False)
-        for path in exclude:  # back as in HEAD, or not at all
-            git("reset", "-q", head, "--", path, cwd=tree, env=env, check=False)
+            git("add", "-A", "--ignore-errors", "--", ".", *skip, cwd=tree, env=env, check=False)
         for path, text in (extra or {}).items():
             blob = git("hash-object", "-w", "--stdin", cwd=tree, input_text=text).stdout.strip()
             git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", cwd=tree,
                 env=env)  # fmt: skip
         tree_sha = git("write-tree", cwd=tree, env=env).stdout.strip()
     finally:
-        index.unlink(missing_ok=True)
-    if tree_sha == git("rev-parse", f"{head}^{{tree}}", cwd=tree).stdout.strip():
+        if private:
+            index.unlink(missing_ok=True)
+    if tree_sha == head_tree:
         return head
     return git(
         "commit-tree", tree_sha, "-p", head, "-m", message, cwd=tree, env=identity
