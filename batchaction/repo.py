@@ -36,10 +36,16 @@ def repository_root(start: Path) -> Path:
     return Path(top) if out.returncode == 0 and top else start
 
 
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[]\\!#" else ch for ch in text)
+
+
 def exclude_lock_file(todo: Path) -> None:
-    """Add the TODO file's lock (``TODO.md.lock``) to the repository's ``info/exclude`` so no
-    ``git add -A`` (an agent's, a user's) ever commits it. Outside git, or when git cannot
-    say where its directory is, nothing happens; a line already there is not added twice."""
+    """Add the TODO file's lock (``TODO.md.lock``) and batchaction's temporary copies of it
+    (``.TODO.md.*.tmp``, renamed over it on each write) to the repository's ``info/exclude``,
+    so no ``git add -A`` (an agent's, a user's) commits them or trips over one that vanishes.
+    Outside git, or when git cannot say where its directory is, nothing happens; lines
+    already there are not added twice."""
     todo = todo.resolve()
     try:
         out = subprocess.run(
@@ -57,20 +63,26 @@ def exclude_lock_file(todo: Path) -> None:
     top, common = Path(lines[0]), Path(lines[1])
     common = common if common.is_absolute() else (todo.parent / common).resolve()
     try:
-        rel = todo.with_name(todo.name + ".lock").relative_to(top.resolve()).as_posix()
+        folder = todo.parent.relative_to(top.resolve()).as_posix()
     except ValueError:
         return
-    pattern = "/" + "".join(f"[{ch}]" if ch in "*?[]\\!#" else ch for ch in rel)
+    prefix = "/" + ("" if folder == "." else _glob_escape(folder) + "/")
+    patterns = [
+        prefix + _glob_escape(todo.name + ".lock"),
+        prefix + "." + _glob_escape(todo.name) + ".*.tmp",
+    ]
     exclude = common / "info" / "exclude"
     try:
-        present = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
-        if pattern in present:
+        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        missing = [p for p in patterns if p not in text.splitlines()]
+        if not missing:
             return
         exclude.parent.mkdir(parents=True, exist_ok=True)
         with exclude.open("a", encoding="utf-8") as handle:
-            if present and not exclude.read_text(encoding="utf-8").endswith("\n"):
-                handle.write("\n")
-            handle.write(f"{pattern}\n")
+            handle.write(
+                ("\n" if text and not text.endswith("\n") else "")
+                + "".join(m + "\n" for m in missing)
+            )
     except (OSError, UnicodeDecodeError):
         return
 

@@ -241,7 +241,8 @@ class TestPeoplesNotesStay:
 
 
 def test_the_lock_file_is_excluded_from_git(tmp_path: Path) -> None:
-    """``git add -A`` after a status change commits TODO.md, never TODO.md.lock."""
+    """``git add -A`` after a status change commits TODO.md, never TODO.md.lock nor a
+    temporary copy of TODO.md."""
     repo = tmp_path / "repo"
     (repo / "docs").mkdir(parents=True)
     (repo / "docs" / "TODO.md").write_text("# T\n\n### 1. One\n- **Status**: [NOT STARTED]\n")
@@ -254,6 +255,8 @@ def test_the_lock_file_is_excluded_from_git(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
     assert (repo / "docs" / "TODO.md.lock").exists()
+    # A temporary copy batchaction renames over TODO.md, caught by an agent's git add -A.
+    (repo / "docs" / ".TODO.md.k2j4.tmp").write_text("half written")
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     staged = subprocess.run(
         ["git", "diff", "--cached", "--name-only"],
@@ -265,3 +268,4 @@ def test_the_lock_file_is_excluded_from_git(tmp_path: Path) -> None:
     assert staged == ["docs/TODO.md"]
     exclude = (repo / ".git" / "info" / "exclude").read_text().splitlines()
     assert exclude.count("/docs/TODO.md.lock") == 1
+    assert exclude.count("/docs/.TODO.md.*.tmp") == 1
