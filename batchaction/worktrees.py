@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -143,34 +144,47 @@ class WorktreePool:
         return tree
 
     def prepare(self, count: int, start: str) -> None:
-        """Make up to ``count`` worktrees at ``start`` at once (threads: each checkout waits
-        mostly on the file system), so the first tasks do not wait for them one by one."""
+        """Make up to ``count`` worktrees at ``start`` at once, so the first tasks do not wait
+        for them one by one: registered one after another (``git worktree add`` reads every
+        other worktree's files, which a concurrent one may be half-way through writing), then
+        checked out in threads (each checkout waits mostly on the file system)."""
         wanted = min(count, self.size) - len(self.free) - len(self.busy)
         if wanted <= 0:
             return
+        made = [self._register(start) for _ in range(wanted)]
         with ThreadPoolExecutor(max_workers=wanted) as workers:
-            slots = [self._next_slot() for _ in range(wanted)]
-            made = list(workers.map(lambda slot: self._make(start, slot), slots))
+            list(workers.map(lambda tree: self._populate(tree, start), made))
         self.free.extend(made)
 
-    def _next_slot(self) -> int:
-        self.made += 1
-        return self.made
-
-    def _make(self, start: str, slot: int | None = None) -> Worktree:
+    def _make(self, start: str) -> Worktree:
         """A new worktree at ``start`` (the one full checkout a slot costs)."""
-        slot = slot if slot is not None else self._next_slot()
-        tree = Worktree(self.root / f"slot-{slot}", slot)
+        tree = self._register(start)
+        self._populate(tree, start)
+        return tree
+
+    def _register(self, start: str) -> Worktree:
+        """A new worktree, registered with git at ``start``, its files not yet written."""
+        self.made += 1
+        tree = Worktree(self.root / f"slot-{self.made}", self.made)
         shutil.rmtree(tree.path, ignore_errors=True)
         slot_index(tree.path).unlink(missing_ok=True)
-        # Files written by parallel workers, which overlap the time the file system takes to
-        # create each (git >= 2.32).
-        workers = f"checkout.workers={min(8, 2 * (os.cpu_count() or 1))}"
-        git("-c", workers, "worktree", "add", "--quiet", "--detach", "--force",
-            str(tree.path), start, cwd=self.repo)  # fmt: skip
+        add = ("worktree", "add", "--quiet", "--detach", "--force", "--no-checkout", str(tree.path))
+        for attempt in range(3):
+            # Another run's ``worktree add`` may be half-way through writing its files, which
+            # this one reads ("failed to read .git/worktrees/<name>/commondir"): try again.
+            done = git(*add, start, cwd=self.repo, check=attempt == 2)
+            if done.returncode == 0:
+                break
+            time.sleep(0.05 * (attempt + 1))
         tree.gitlink = (tree.path / ".git").read_text(encoding="utf-8")
-        shutil.copy2(tree.git_dir() / "index", slot_index(tree.path))
         return tree
+
+    def _populate(self, tree: Worktree, start: str) -> None:
+        """Write a registered worktree's files: parallel checkout workers overlap the time the
+        file system takes to create each (git >= 2.32); the index becomes the slot's too."""
+        workers = f"checkout.workers={min(8, 2 * (os.cpu_count() or 1))}"
+        git("-c", workers, "reset", "--quiet", "--hard", start, cwd=tree.path)
+        shutil.copy2(tree.git_dir() / "index", slot_index(tree.path))
 
     def checkout(self, tree: Worktree, commit: str) -> None:
         """Check ``commit`` out in a busy worktree (a candidate to verify), keeping untracked
