@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from batchaction.inert import strip_ansi
 from batchaction.todo import Task
 
 TOKEN_VARIABLES = (
@@ -198,4 +199,11 @@ def read_result(path: Path) -> tuple[str | None, str | None, str | None]:
         )
     if summary is not None and not isinstance(summary, str):
         return None, None, "malformed result file: summary must be text"
-    return status, summary, None
+    return status, plain_text(summary) if summary is not None else None, None
+
+
+def plain_text(text: str) -> str:
+    """``text`` without ANSI escape sequences and other control characters (tabs and line
+    breaks become spaces): an executor's words reach a terminal and TODO.md as words."""
+    text = strip_ansi(text)
+    return "".join(ch if ch.isprintable() else " " for ch in text).strip()

@@ -34,6 +34,16 @@ class GitError(BatchError):
         self.output = output
 
 
+# batchaction's own git commands never run what a task may have left in the shared git
+# directory or config: hooks (a post-checkout, a reference-transaction), an fsmonitor
+# command, or commit signing that needs a key batchaction does not have.
+OWN_CONFIG = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "commit.gpgSign=false",
+)  # fmt: skip
+
+
 def git(
     *args: str,
     cwd: Path,
@@ -41,7 +51,8 @@ def git(
     check: bool = True,
     input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``git ARGS`` in ``cwd`` (no prompts, C locale), ``input_text`` on its stdin.
+    """Run ``git ARGS`` in ``cwd`` (no prompts, C locale, ``OWN_CONFIG``), ``input_text`` on
+    its stdin.
 
     Raises GitError (exit 1) on a non-zero exit when ``check``.
     """
@@ -50,7 +61,7 @@ def git(
     if env:
         full_env.update(env)
     proc = subprocess.run(
-        ["git", *args],
+        ["git", *OWN_CONFIG, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from batchaction.gitops import GitError, git
+from batchaction.gitops import OWN_CONFIG, GitError, git
 
 T = TypeVar("T")
 AUTHOR = re.compile(rb"author (\S(?:[^<>\n]*\S)?) <([^<>\n]*)> (\d+ [+-]\d{4})")
@@ -82,7 +82,7 @@ class Batch:
             env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
             errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _shutdown)
             proc = subprocess.Popen(
-                ["git", *self.args], cwd=self.repo, env=env, stdin=subprocess.PIPE,
+                ["git", *OWN_CONFIG, *self.args], cwd=self.repo, env=env, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=errors,
             )  # fmt: skip
             self._box.append((proc, errors))
@@ -242,14 +242,14 @@ class RefWriter:
     def __init__(self, repo: Path) -> None:
         self.batch = Batch(repo, "update-ref", "--stdin")
 
-    def update(self, ref: str, new: str, old: str) -> None:
-        """Move ``ref`` from ``old`` to ``new``; GitError when it is not at ``old``."""
+    def update(self, ref: str, new: str, old: str = "") -> None:
+        """Move ``ref`` to ``new`` (from ``old`` when given: GitError when it is not there)."""
 
         def answer(stream: IO[bytes]) -> None:
             if (_line(stream), _line(stream)) != (b"start: ok", b"commit: ok"):
                 raise EOFError
 
-        request = f"start\nupdate {ref} {new} {old}\ncommit\n".encode()
+        request = (f"start\nupdate {ref} {new} {old}".rstrip() + "\ncommit\n").encode()
         self.batch.ask(request, answer)
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ def inert(text: str) -> str:
     """``text`` HTML-escaped, without ANSI sequences, with mentions, references, links and
     images neutralised (see the module docstring); it reads the same on GitHub."""
     text = html.escape(strip_ansi(text), quote=False)
-    text = _MENTION.sub("@&#8203;", text)
+    # References first: the entity a mention gets holds a "#" and digits itself.
     text = _REFERENCE.sub("#&#8203;", text)
+    text = _MENTION.sub("@&#8203;", text)
     return text.translate(_BRACKETS)

@@ -129,9 +129,11 @@ class IntegrationRef:
         return Integrated(made[-1] if made else self.tip, tuple(made))
 
     def advance(self, candidate: str) -> None:
-        """Move the ref from the tip to ``candidate`` (a descendant made by ``integrate``);
-        raises GitError when the ref was moved by someone else meanwhile."""
-        self._refs.update(self.ref, candidate, self.tip)
+        """Move the tip to ``candidate`` (a descendant made by ``integrate``). The tip held
+        here is the truth: the ref only shows it (and keeps its commits from git's garbage
+        collection), so a task that moves the ref cannot stop the run or slip its own
+        commit in; the ref is set, whatever it points at."""
+        self._refs.update(self.ref, candidate)
         self.tip = candidate
 
     def commit_file(self, path: str, text: str, message: str, author: Mapping[str, str]) -> str:

@@ -17,7 +17,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from batchaction.gitops import GitError, git
+from batchaction.gitops import GitError, current_branch, git
 from batchaction.worktrees import commit_leftovers, common_dir, process_start_time
 
 
@@ -39,10 +39,10 @@ def orphaned_runs(repo: Path) -> list[Path]:
 
 def salvage_orphans(repo: Path, todo: str, committer: dict[str, str]) -> list[str]:
     """Commit the work left in killed runs' worktrees to ``batchaction/<run-id>/task-<n>``
-    (their executors, which outlive a SIGKILLed run, are stopped first), then remove those
-    worktrees. Never raises for one broken worktree: what can be saved is saved. Returns the
-    branch names made."""
-    branches: list[str] = []
+    (their executors, which outlive a SIGKILLed run, are stopped first), bring the branch to
+    the work they had integrated, then remove those worktrees. Never raises for one broken
+    worktree: what can be saved is saved. Returns what was done, one sentence each."""
+    messages: list[str] = []
     for run_dir in orphaned_runs(repo):
         token = _owner(run_dir).get("token")
         if isinstance(token, str) and token:
@@ -66,19 +66,34 @@ def salvage_orphans(repo: Path, todo: str, committer: dict[str, str]) -> list[st
                 except GitError:
                     head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=tree).stdout.strip()
                 git("branch", "--force", branch, head, cwd=repo)
-                branches.append(branch)
+                messages.append(f"work left by a killed run was saved on {branch}")
         ref = f"refs/batchaction/{run_dir.name}/tip"
         tip = git("rev-parse", "--verify", "-q", ref, cwd=repo, check=False).stdout.strip()
         if tip:
-            merged = git("merge-base", "--is-ancestor", tip, "HEAD", cwd=repo, check=False)
-            if merged.returncode != 0:  # integrated work that never reached the branch
-                branch = f"batchaction/{run_dir.name}/integrated"  # beside the task branches
-                git("branch", "--force", branch, tip, cwd=repo, check=False)
-                branches.append(branch)
+            messages += _integrated_work(repo, run_dir.name, tip)
             git("update-ref", "-d", ref, cwd=repo, check=False)
         shutil.rmtree(run_dir, ignore_errors=True)
     git("worktree", "prune", cwd=repo, check=False)
-    return branches
+    return messages
+
+
+def _integrated_work(repo: Path, run_id: str, tip: str) -> list[str]:
+    """A killed run's integration tip that never reached the branch. That run had already
+    written its tasks ``completed`` in the TODO file: the branch is fast-forwarded to the tip,
+    as the run would have done at its end; when it cannot be (it moved, or local changes
+    overlap), the tip is kept on ``batchaction/<run-id>/integrated`` and the message says
+    that the TODO file names work that is not on the branch."""
+    if git("merge-base", "--is-ancestor", tip, "HEAD", cwd=repo, check=False).returncode == 0:
+        return []
+    branch = current_branch(repo)
+    if branch and git("merge", "--ff-only", "--quiet", tip, cwd=repo, check=False).returncode == 0:
+        return [f"{branch} fast-forwarded to the work a killed run had integrated ({tip[:12]})"]
+    kept = f"batchaction/{run_id}/integrated"  # beside the task branches
+    git("branch", "--force", kept, tip, cwd=repo, check=False)
+    return [
+        f"a killed run integrated work that is not on your branch: it is on {kept}, and the "
+        f"TODO file may already mark those tasks completed: take it with git merge {kept}"
+    ]
 
 
 def _owner(run_dir: Path) -> dict[str, object]:

@@ -106,8 +106,7 @@ class Workspaces:
         the worktrees the first ``tasks`` tasks will take (at most ``max_parallel``), at once."""
         ident = self.identity = _identity(self.repo, self.author)
         with self.lock:
-            for branch in salvage_orphans(self.repo, self.todo_rel, ident):
-                self.notices.append(f"work left by a killed run was saved on {branch}")
+            self.notices += salvage_orphans(self.repo, self.todo_rel, ident)
             dirty = git("diff", "--name-only", "HEAD", cwd=self.repo).stdout.split()
             dirty = [p for p in dirty if p not in (self.todo_rel, self.todo_rel + ".lock")]
             if dirty:
@@ -241,6 +240,7 @@ class Workspaces:
         work = TaskWork()
         branch = f"{self.prefix}/task-{number}"
         broken = held = False
+        head = ""
         try:
             tree.repair()  # a task that deleted its .git file still has its work read
             todo_copy = self._todo_copy(tree)
@@ -279,9 +279,13 @@ class Workspaces:
             broken = True
             held = False
             self.pending.pop(number, None)
-            saved = git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=tree.path, check=False)
-            if saved.returncode == 0 and saved.stdout.strip() != tree.start:
-                git("branch", "--force", branch, saved.stdout.strip(), cwd=self.repo, check=False)
+            if not head:  # its leftovers could not be committed: its own commits, at least
+                saved = git(
+                    "rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=tree.path, check=False
+                )
+                head = saved.stdout.strip() if saved.returncode == 0 else ""
+            if head and head != tree.start:
+                git("branch", "--force", branch, head, cwd=self.repo, check=False)
                 work.branch = self.branches[number] = branch
             work.conflicts = ()
             raise GitError(

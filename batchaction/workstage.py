@@ -139,6 +139,7 @@ class WorkStage:
         except Exception as exc:
             run.outcome = "failed"
             run.reason = f"could not collect the task's work: {exc}"
+            run.branch = self.options.workspaces.branches.get(run.number)
             return
         self._apply_work(run, work)
 

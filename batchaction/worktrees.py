@@ -187,10 +187,12 @@ class WorktreePool:
         shutil.copy2(tree.git_dir() / "index", slot_index(tree.path))
 
     def checkout(self, tree: Worktree, commit: str) -> None:
-        """Check ``commit`` out in a busy worktree (a candidate to verify), keeping untracked
-        and ignored files (build products, the copied and linked ones), with the slot's own
-        index as ``_reset`` does. Raises GitError or OSError."""
-        self._switch(tree, commit, clean=False)
+        """Check ``commit`` out in a busy worktree (a candidate to verify) as a fresh task
+        would get it: nothing the task left (a stale build product, a file that fakes a
+        passing check) stays; the copied and linked files come back. Raises GitError or
+        OSError."""
+        self._switch(tree, commit)
+        self._bring_files(tree)
 
     def release(self, number: int, broken: bool = False) -> None:
         """The task is done with its worktree: back to the pool, or, ``broken``, dropped."""
@@ -211,9 +213,9 @@ class WorktreePool:
         """Check ``start`` out in a pooled worktree and remove everything untracked, with the
         slot's own index (its stat data spares reading unchanged files), then give the
         worktree that index. Raises GitError or OSError when the worktree cannot be reset."""
-        self._switch(tree, start, clean=True)
+        self._switch(tree, start)
 
-    def _switch(self, tree: Worktree, commit: str, clean: bool) -> None:
+    def _switch(self, tree: Worktree, commit: str) -> None:
         tree.repair()
         index = slot_index(tree.path)
         own = tree.git_dir() / "index"
@@ -221,8 +223,7 @@ class WorktreePool:
             shutil.copy2(own, index)
         env = {"GIT_INDEX_FILE": str(index)}
         git("checkout", "--quiet", "--detach", "--force", commit, cwd=tree.path, env=env)
-        if clean:
-            git("clean", "-ffdxq", cwd=tree.path, env=env)
+        git("clean", "-ffdxq", cwd=tree.path, env=env)
         # copy2 keeps the mtime, which git compares file times with ("racily clean" entries).
         staged = own.with_name("index.batchaction")
         shutil.copy2(index, staged)
