@@ -219,9 +219,9 @@ class IntegrationRef:
             tree = fields[0].strip()
             if merged.returncode == 1:
                 files = tuple(dict.fromkeys(f for f in fields[1:] if f and "\n" not in f))
-                resolved = self._resolve_lines(tree, files, start, tip, theirs)
+                resolved, unresolved = self._resolve_lines(tree, files, start, tip, theirs)
                 if resolved is None:
-                    return Integrated(self.tip, conflicts=files or ("(unknown files)",))
+                    return Integrated(self.tip, conflicts=unresolved)
                 tree = resolved
             tree = self._edit.set_files(tree, {p: tip_strip[p] for p in dirty})
             if tree == tip_tree:
@@ -296,20 +296,31 @@ class IntegrationRef:
 
     def _resolve_lines(
         self, tree: str, files: Sequence[str], base: str, ours: str, theirs: str
-    ) -> str | None:
-        """``tree`` with each conflicted text file merged line by line, or None if one can't."""
+    ) -> tuple[str | None, tuple[str, ...]]:
+        """``tree`` with each conflicted text file merged line by line, and ``()``; or None
+        and the files that really conflict (added, deleted or binary on one side, or the same
+        lines changed), the ones the line merge settles left out of that list."""
+        if not files:  # a conflict git could not name a file for
+            return None, ("(unknown files)",)
         entries: list[str] = []
+        unresolved: list[str] = []
         for path in files:
             versions = [self._blob(rev, path) for rev in (base, ours, theirs)]
-            if any(v is None for v in versions):
-                return None  # added, deleted or binary on one side: a real conflict
-            text = merge_lines(*(v or "" for v in versions))
+            base_text, ours_text, theirs_text = versions
+            text = (
+                merge_lines(base_text, ours_text, theirs_text)
+                if base_text is not None and ours_text is not None and theirs_text is not None
+                else None
+            )
             if text is None:
-                return None
+                unresolved.append(path)
+                continue
             mode = git("ls-tree", ours, "--", path, cwd=self.repo).stdout.split(" ", 1)[0]
             sha = git("hash-object", "-w", "--stdin", cwd=self.repo, input_text=text)
             entries.append(f"{mode} {sha.stdout.strip()}\t{path}")
-        return self._edit.with_entries(tree, entries)
+        if unresolved:
+            return None, tuple(unresolved)
+        return self._edit.with_entries(tree, entries), ()
 
     # -- the general path ---------------------------------------------------------------------
 

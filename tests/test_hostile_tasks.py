@@ -121,3 +121,15 @@ def test_work_a_killed_run_integrated_reaches_the_branch_at_the_next_run(repo: P
     assert "fast-forwarded to the work a killed run had integrated" in err
     assert (repo / "work" / "task-1.txt").read_text().startswith("task 1, step 1")
     no_leftovers(repo)
+
+
+def test_a_conflict_names_only_the_files_that_really_conflict(repo: Path) -> None:
+    """Tasks 1 and 2 edit their own lines of shared.txt (merged line by line) and the first
+    line of conflict.txt (a real conflict): only conflict.txt is named."""
+    code, summary, err = run(
+        repo, "1-2", "--max-parallel", "2",
+        AGENT_SHARED="shared.txt", AGENT_CONFLICT="conflict.txt",
+    )  # fmt: skip
+    assert code == 1, err
+    (reason,) = [r for o, r in outcomes(summary).values() if o == "failed"]
+    assert (reason or "").startswith("conflict in conflict.txt (kept on ")
