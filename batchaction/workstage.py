@@ -4,11 +4,12 @@ With worktree isolation a finished task's work is committed and replayed onto th
 (``workspaces.py``), or kept on its branch when it is not to be integrated. ``--verify CMD``
 adds a check first: with ``verify-on: integrated`` (the default) the task's commits are
 replayed onto the tip without moving it, the command runs in the task's worktree checked out
-clean at that candidate (nothing the task left stays), and the tip moves only if it passes. One candidate is verified at a time,
-so the tip it was made on is still the tip when it passes: two tasks that each pass alone and
-break together cannot both land (the merge queue's problem, solved as a merge queue of one
-does). ``verify-on: task`` runs the command in the task's worktree as the task left it, before
-integrating: cheaper, and blind to that. Without isolation it runs in the work tree.
+clean at that candidate (nothing the task left stays), and the tip moves only if it passes.
+One candidate is verified at a time, so the tip it was made on is still the tip when it
+passes: two tasks that each pass alone and break together cannot both land (the merge
+queue's problem, solved as a merge queue of one does). ``verify-on: task`` runs the command
+in the task's worktree as the task left it, before integrating: cheaper, and blind to that.
+Without isolation it runs in the work tree.
 
 A mixin of ``Scheduler``: it uses the scheduler's runs, options and status submission.
 """
