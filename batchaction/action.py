@@ -370,20 +370,26 @@ def _commit_and_publish(
         )
     elif settings.commit != "never" and branch:
         outcomes = {t["number"]: t["outcome"] for t in summary["tasks"]}
-        committed = gitops.commit_back(
-            workspace,
-            todo=Path(todo_rel),
-            base=sha,
-            branch=branch,
-            changes=applied,
-            message=gitops.commit_message(outcomes, settings.commit_message),
-            extra_paths=changed_paths(workspace, settings.add_paths, todo_rel),
-            table=table,
-            markers=dict(settings.status_markers),
-            remote_env=ctx.git_auth_env(),
-            status_commits=status_commits,
-            before_push=stop_if_interrupted,
-        )
+        try:
+            committed = gitops.commit_back(
+                workspace,
+                todo=Path(todo_rel),
+                base=sha,
+                branch=branch,
+                changes=applied,
+                message=gitops.commit_message(outcomes, settings.commit_message),
+                extra_paths=changed_paths(workspace, settings.add_paths, todo_rel),
+                table=table,
+                markers=dict(settings.status_markers),
+                remote_env=ctx.git_auth_env(),
+                status_commits=status_commits,
+                before_push=stop_if_interrupted,
+            )
+        except (gitops.GitError, OSError) as exc:
+            # A leftover index.lock, an unmerged index, a full disk: reported, and the
+            # outputs, job summary and reply below are still produced.
+            message = exc.message if isinstance(exc, gitops.GitError) else str(exc)
+            committed = gitops.CommitResult(None, False, 0, branch, f"could not commit: {message}")
         summary["commit"] = committed.as_summary()
         if committed.error:
             wf.error(f"the status commit was not pushed: {committed.error}")

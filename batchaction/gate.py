@@ -97,8 +97,13 @@ def checkout_head(ctx: Context, head: Head) -> str | None:
     )
     if fetched.returncode != 0:
         return f"could not fetch {head.fetch_ref}: {fetched.stderr.strip()[-500:]}"
-    known = gitops.git("cat-file", "-e", f"{sha}^{{commit}}", cwd=ctx.workspace, check=False)
-    if known.returncode != 0:
+    # The head must be the fetched tip or an ancestor of it: that a commit is in the object
+    # store proves nothing (with fetch-depth: 0 it holds every commit ever fetched).
+    on_branch = gitops.git(
+        "merge-base", "--is-ancestor", sha, f"refs/remotes/origin/{branch}",
+        cwd=ctx.workspace, check=False,
+    )  # fmt: skip
+    if on_branch.returncode != 0:
         return f"commit {sha[:12]} of {branch} is no longer on the branch (force-pushed?)"
     switched = gitops.git("checkout", "--quiet", "-B", branch, sha, cwd=ctx.workspace, check=False)
     if switched.returncode != 0:

@@ -129,13 +129,20 @@ class CommitResult:
 def commit_paths(
     cwd: Path, paths: Sequence[str], message: str, env: Mapping[str, str]
 ) -> str | None:
-    """Stage ``paths`` and commit them if anything changed; the new sha, or None."""
-    if paths:
-        git("add", "--", *paths, cwd=cwd)
-    staged = git("diff", "--cached", "--quiet", cwd=cwd, check=False)
+    """Stage ``paths`` and commit them, and nothing else, if they changed; the new sha, or
+    None. What an executor left staged (a ``.env``, say) stays staged, out of the commit."""
+    if not paths:
+        return None
+    present = [p for p in paths if os.path.lexists(cwd / p)]
+    gone = [p for p in paths if p not in present]
+    if present:
+        git("add", "--", *present, cwd=cwd)
+    if gone:  # deleted, or moved away by a rename: the deletion is what is committed
+        git("rm", "--cached", "--quiet", "--ignore-unmatch", "--", *gone, cwd=cwd)
+    staged = git("diff", "--cached", "--quiet", "--", *paths, cwd=cwd, check=False)
     if staged.returncode == 0:
         return None
-    git("commit", "--quiet", "--no-verify", "-m", message, cwd=cwd, env=env)
+    git("commit", "--quiet", "--no-verify", "-m", message, "--only", "--", *paths, cwd=cwd, env=env)
     return head(cwd)
 
 

@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> list[str]:
     """Changed and untracked paths matching ``add-paths`` globs, never the TODO file or its
     lock. Reads ``git status --porcelain -z``: ``XY path`` records, a rename or copy (``R``
-    or ``C`` in ``XY``) followed by its source path as a field of its own."""
+    or ``C`` in ``XY``) followed by its source path as a field of its own; a rename whose
+    new path matches brings its source along (its deletion is half of the change)."""
     if not patterns:
         return []
     status = gitops.git("status", "--porcelain", "-z", "--untracked-files=all", cwd=workspace)
     fields = status.stdout.split("\0")
-    paths: list[str] = []
+    changes: list[tuple[str, ...]] = []
     index = 0
     while index < len(fields):
         record = fields[index]
@@ -34,12 +35,20 @@ def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> 
         if len(record) < 4:
             continue
         if "R" in record[:2] or "C" in record[:2]:
-            index += 1  # the source of the rename or copy
-        paths.append(record[3:])
+            source = fields[index] if index < len(fields) else ""
+            index += 1
+            changes.append((record[3:], source) if "R" in record[:2] and source else (record[3:],))
+        else:
+            changes.append((record[3:],))
     ours = {todo_rel, todo_rel + ".lock"}
-    return sorted(
-        p for p in paths if p not in ours and any(fnmatch.fnmatch(p, pat) for pat in patterns)
-    )
+    chosen = {
+        path
+        for change in changes
+        if change[0] not in ours and any(fnmatch.fnmatch(change[0], pat) for pat in patterns)
+        for path in change
+        if path not in ours
+    }
+    return sorted(chosen)
 
 
 def publish(
@@ -62,6 +71,7 @@ def publish(
             "summary-json": json.dumps(summary),
             # Only a commit that reached the branch: an unpushed one exists nowhere else.
             "commit-sha": (summary["commit"]["sha"] or "") if summary["commit"]["pushed"] else "",
+            "pushed": "true" if summary["commit"]["pushed"] else "false",
         }
     )
     wf.step_summary(markdown)

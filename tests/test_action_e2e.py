@@ -42,6 +42,7 @@ OUTPUT_NAMES = {
     "waves",
     "summary-json",
     "commit-sha",
+    "pushed",
 }
 
 

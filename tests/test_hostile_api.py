@@ -165,3 +165,54 @@ def test_persisted_checkout_credentials_refuse_fork_runs(sandbox: Sandbox, api: 
     assert sandbox.ran() == []
     (reply,) = api.comments()
     assert "persist-credentials: false" in reply
+
+
+def test_a_head_in_the_object_store_but_off_the_branch_runs_nothing(
+    sandbox: Sandbox, api: ApiStub
+) -> None:
+    """A force push left the approved sha in the object store (fetch-depth: 0 keeps every
+    commit fetched): being known is not being on the branch."""
+    side = sandbox.clone(sandbox.root / "side", "main")
+    (side / "side.txt").write_text("not on feature\n")
+    sandbox.git("add", "side.txt", cwd=side)
+    sandbox.git("commit", "-qm", "side", cwd=side)
+    sandbox.git("push", "-q", "origin", "HEAD:refs/heads/side", cwd=side)
+    off_branch = sandbox.git("rev-parse", "HEAD", cwd=side)
+    sandbox.git("fetch", "-q", "origin", "side", cwd=sandbox.workspace)
+    api.serve(role="write", pull=pull_answer("feature", off_branch))
+    run = comment_run(sandbox, api, "/task 1")
+    assert run.code == 1, run.err
+    assert sandbox.ran() == []
+    (reply,) = api.comments()
+    assert "is no longer on the branch" in reply
+
+
+def shared_tree_run(sandbox: Sandbox, api: ApiStub, executor: str) -> Any:
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    return comment_run(sandbox, api, "/task 4", executor=executor, isolation="none")
+
+
+def test_the_status_commit_holds_the_todo_file_only(sandbox: Sandbox, api: ApiStub) -> None:
+    """A task that leaves a file staged (a .env): the bot's commit does not sweep it in."""
+    run = shared_tree_run(sandbox, api, "echo SECRET=1 > .env && git add .env")
+    assert run.code == 0, run.err
+    tip = sandbox.tip("feature")
+    assert sandbox.git("diff-tree", "--no-commit-id", "--name-only", "-r", tip) == "TODO.md"
+    assert ".env" not in sandbox.git("ls-tree", "-r", "--name-only", tip).split()
+    assert run.outputs["pushed"] == "true"
+
+
+def test_a_commit_that_fails_still_publishes(sandbox: Sandbox, api: ApiStub) -> None:
+    """A task leaves .git/index.lock: the commit fails, and the outputs, the job summary,
+    the reply and the final reaction are all still produced, saying so."""
+    run = shared_tree_run(sandbox, api, "touch .git/index.lock")
+    assert run.code == 1, run.err
+    assert "Traceback" not in run.err
+    assert run.outputs["pushed"] == "false"
+    assert run.outputs["commit-sha"] == ""
+    assert run.outputs["result"] == "success"  # the task itself completed
+    assert "**batchaction**" in run.step_summary
+    assert "::error::the status commit was not pushed: could not commit" in run.out
+    assert api.reactions() == ["eyes", "confused"]
+    assert len(api.comments()) == 1
+    assert sandbox.tip("feature") == sandbox.feature_sha
