@@ -19,6 +19,7 @@ from typing import Any
 import tenacity
 
 from batchaction.errors import BatchError
+from batchaction.executor import TOKEN_VARIABLES
 from batchaction.selection import format_selection
 from batchaction.status import DEFAULT_TABLE, StatusTable
 from batchaction.writeback import StatusChange, write_changes
@@ -44,6 +45,19 @@ OWN_CONFIG = (
 )  # fmt: skip
 
 
+def git_environment() -> dict[str, str]:
+    """The environment batchaction's own git commands get: this process's, less the action's
+    inputs and every token (a filter or helper a task planted in the shared config sees
+    none), no prompts, the C locale. Credentials are added per command, for fetch and push."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.upper().startswith("INPUT_") and key.upper() not in TOKEN_VARIABLES
+    }
+    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    return env
+
+
 def git(
     *args: str,
     cwd: Path,
@@ -56,8 +70,7 @@ def git(
 
     Raises GitError (exit 1) on a non-zero exit when ``check``.
     """
-    full_env = dict(os.environ)
-    full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    full_env = git_environment()
     if env:
         full_env.update(env)
     proc = subprocess.run(

@@ -12,7 +12,6 @@ again on the next request, and its error is raised as ``GitError``. Anything els
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from batchaction.gitops import OWN_CONFIG, GitError, git
+from batchaction.gitops import OWN_CONFIG, GitError, git, git_environment
 
 T = TypeVar("T")
 AUTHOR = re.compile(rb"author (\S(?:[^<>\n]*\S)?) <([^<>\n]*)> (\d+ [+-]\d{4})")
@@ -79,7 +78,7 @@ class Batch:
         """Write ``request``, read the reply with ``answer`` (which raises EOFError when the
         reply is cut short). Raises GitError when the command failed or died."""
         if not self._box:
-            env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+            env = git_environment()
             errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _shutdown)
             proc = subprocess.Popen(
                 ["git", *OWN_CONFIG, *self.args], cwd=self.repo, env=env, stdin=subprocess.PIPE,

@@ -13,6 +13,7 @@ from actionhelpers import (
     COMMENTER,
     PR_NUMBER,
     REPOSITORY,
+    TOKEN,
     ApiStub,
     Sandbox,
     comment_event,
@@ -216,3 +217,20 @@ def test_a_commit_that_fails_still_publishes(sandbox: Sandbox, api: ApiStub) -> 
     assert api.reactions() == ["eyes", "confused"]
     assert len(api.comments()) == 1
     assert sandbox.tip("feature") == sandbox.feature_sha
+
+
+def test_a_filter_a_task_plants_never_sees_the_token(sandbox: Sandbox, api: ApiStub) -> None:
+    """A task sets a clean filter in the shared git config and leaves a file for it: the
+    action's own ``git add`` of the task's leftovers runs it, but with no token around."""
+    leak = sandbox.root / "leak.txt"
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    executor = (
+        f"git config filter.leak.clean 'env >> {leak}; cat' && "
+        "echo '* filter=leak' > .gitattributes && echo left > left.txt"
+    )
+    run = comment_run(sandbox, api, "/task 4", executor=executor)
+    assert run.code == 0, run.err
+    assert leak.exists()  # the filter ran in batchaction's own git add
+    said = leak.read_text()
+    assert TOKEN not in said
+    assert "INPUT_" not in said
