@@ -121,11 +121,13 @@ def execute(request: RunRequest) -> RunResult:
     with recorded_signals() as late:
         # While status writes drain, a second signal must not cut them in half.
         final: dict[str, Any] = {"mode": "none"}
+        rewritten: list[int] = []
         try:
             runs = scheduler.run()
         finally:
             with _signals_deferred():
                 writer.close()
+                rewritten = writer.reassert()
                 if workspaces is not None:
                     final = {"mode": "worktree", "notices": list(workspaces.notices)}
                     final.update(workspaces.close())
@@ -136,6 +138,11 @@ def execute(request: RunRequest) -> RunResult:
             f"task {c.number} was no longer in the TODO file when its status ({c.outcome}) "
             "was written"
             for c in writer.missing
+        ]
+        warnings += [
+            f"task {n}'s status had been overwritten in the TODO file (an executor rewrote the "
+            "file without its lock): it was written again"
+            for n in rewritten
         ]
         summary = build_summary(
             plan=request.plan,

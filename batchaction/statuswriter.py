@@ -15,7 +15,11 @@ from typing import NamedTuple
 
 from batchaction.errors import BatchError
 from batchaction.status import DEFAULT_TABLE, StatusTable
-from batchaction.writeback import PatchResult, StatusChange, write_changes
+from batchaction.textlines import decode_todo
+from batchaction.writeback import PatchResult, StatusChange, apply_changes, write_changes
+
+# The outcomes a run leaves a task with, which an executor's stale rewrite can undo.
+KEPT = ("completed", "failed", "blocked")
 
 
 class FailedUpdate(NamedTuple):
@@ -43,6 +47,7 @@ class StatusWriter:
         self.on_write = on_write
         self.failed: list[FailedUpdate] = []
         self.missing: list[StatusChange] = []
+        self.last: dict[int, StatusChange] = {}  # each task's last change written
         self.writes = 0
         self._pending: list[StatusChange] = []
         self._cond = threading.Condition()
@@ -117,8 +122,28 @@ class StatusWriter:
             return
         self.writes += 1
         self.missing.extend(result.missing)
+        for change in result.applied:
+            self.last[change.number] = change
         if self.on_write is not None:
             self.on_write(result)
+
+    def reassert(self) -> list[int]:
+        """After ``close``: each task's last status, written again where the file no longer
+        shows it (an executor rewrote the file without the lock, from an older copy). Returns
+        those tasks' numbers; a file that cannot be read or written returns []."""
+        final = [c for c in self.last.values() if c.outcome in KEPT]
+        try:
+            text = decode_todo(self.todo.read_bytes(), str(self.todo))
+            if not final or apply_changes(text, final, self.table, self.markers).text == text:
+                return []
+            lost = [
+                c for c in final
+                if apply_changes(text, [c], self.table, self.markers).text != text
+            ]  # fmt: skip
+            write_changes(self.todo, lost, self.table, self.markers)
+        except (OSError, BatchError):
+            return []
+        return sorted(c.number for c in lost)
 
     def _retry(self, batch: list[StatusChange]) -> PatchResult:
         """The attempts after a failed first one, with tenacity's exponential backoff.

@@ -133,3 +133,22 @@ def test_a_conflict_names_only_the_files_that_really_conflict(repo: Path) -> Non
     assert code == 1, err
     (reason,) = [r for o, r in outcomes(summary).values() if o == "failed"]
     assert (reason or "").startswith("conflict in conflict.txt (kept on ")
+
+
+def test_a_status_an_executor_overwrote_is_written_again(repo: Path) -> None:
+    """Task 2 copies TODO.md while task 1 runs, waits until task 1 is written completed, then
+    puts its stale copy back without the lock: the run writes task 1's status again, and
+    says so."""
+    stale = (
+        'if [ "$1" = 2 ]; then cp TODO.md /tmp/stale-$$; '
+        "i=0; until grep -A1 '### 1\\.' TODO.md | grep -q COMPLETED || [ $i -gt 100 ]; do "
+        "sleep 0.1; i=$((i + 1)); done; cat /tmp/stale-$$ > TODO.md; rm /tmp/stale-$$; fi"
+    )
+    code, summary, err = run_with(
+        repo, "1-2", f'{stale}; exec "{AGENT}" "$1"', "--isolation", "none",
+        "--max-parallel", "2", AGENT_COMMIT="0", AGENT_SLEEP="0",
+    )  # fmt: skip
+    assert code == 0, err
+    text = (repo / "TODO.md").read_text()
+    assert "**Status**: [COMPLETED]" in text.split("### 1.")[1].split("###")[0]
+    assert any("task 1's status had been overwritten" in w for w in summary["warnings"])
