@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchaction import gitops
 from batchaction.errors import BatchError
+from batchaction.repo import exclude_paths
 from batchaction.selection import format_selection
 from batchaction.textlines import read_todo_text
 from batchaction.todo import parse_todo
@@ -51,6 +52,48 @@ def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> 
     return sorted(chosen)
 
 
+# GitHub caps a job's outputs at 1 MB in all; the summary output keeps well under that.
+SUMMARY_OUTPUT_BUDGET = 512 * 1024
+SUMMARY_DIR = ".batchaction"  # under the workspace, in info/exclude: later steps read it
+
+
+def output_summary(summary: dict[str, Any], budget: int = SUMMARY_OUTPUT_BUDGET) -> str:
+    """The JSON summary for the ``summary-json`` output, within ``budget`` characters: whole
+    when it fits; else without log tails; else with reasons cut to 200 characters; else
+    without the task list and warnings (counts, outcomes by number and the rest stay). The
+    whole summary is in the file ``summary-path`` names."""
+    text = json.dumps(summary)
+    if len(text) <= budget:
+        return text
+    trimmed = dict(summary)
+    trimmed["tasks"] = [{**t, "log_tail": []} for t in summary["tasks"]]
+    text = json.dumps(trimmed)
+    if len(text) <= budget:
+        return text
+    trimmed["tasks"] = [
+        {**t, "reason": (t["reason"] or "")[:200] or None} for t in trimmed["tasks"]
+    ]
+    text = json.dumps(trimmed)
+    if len(text) <= budget:
+        return text
+    trimmed.update(tasks=[], warnings=[], status_updates_failed=[])
+    return json.dumps(trimmed)
+
+
+def save_summary(workspace: Path, summary: dict[str, Any]) -> Path | None:
+    """Write the whole JSON summary to ``<workspace>/.batchaction/summary.json`` (kept out
+    of git by ``info/exclude``); its path, or None when it cannot be written."""
+    folder = workspace / SUMMARY_DIR
+    try:
+        folder.mkdir(exist_ok=True)
+        path = folder / "summary.json"
+        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    except OSError:
+        return None
+    exclude_paths(workspace, [f"/{SUMMARY_DIR}/"])
+    return path
+
+
 def publish(
     ctx: Context, summary: dict[str, Any], markdown: str, todo: Path, todo_rel: str
 ) -> None:
@@ -68,7 +111,8 @@ def publish(
             "blocked": numbers("blocked"),
             "skipped": format_selection(s["number"] for s in summary["skipped"]),
             "waves": json.dumps(summary["waves"]),
-            "summary-json": json.dumps(summary),
+            "summary-json": output_summary(summary),
+            "summary-path": str(save_summary(ctx.workspace, summary) or ""),
             # Only a commit that reached the branch: an unpushed one exists nowhere else.
             "commit-sha": (summary["commit"]["sha"] or "") if summary["commit"]["pushed"] else "",
             "pushed": "true" if summary["commit"]["pushed"] else "false",

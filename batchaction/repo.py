@@ -71,7 +71,28 @@ def exclude_lock_file(todo: Path) -> None:
         prefix + _glob_escape(todo.name + ".lock"),
         prefix + "." + _glob_escape(todo.name) + ".*.tmp",
     ]
-    exclude = common / "info" / "exclude"
+    _append_exclude(common / "info" / "exclude", patterns)
+
+
+def exclude_paths(repo: Path, patterns: list[str]) -> None:
+    """Add ``patterns`` (gitignore syntax, anchored at the root) to the ``info/exclude`` of
+    the repository holding ``repo``; nothing outside git or when it cannot be written."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--git-common-dir"],
+            cwd=repo, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except OSError:
+        return
+    if out.returncode != 0 or not out.stdout.strip():
+        return
+    common = Path(out.stdout.strip())
+    common = common if common.is_absolute() else (repo / common).resolve()
+    _append_exclude(common / "info" / "exclude", patterns)
+
+
+def _append_exclude(exclude: Path, patterns: list[str]) -> None:
+    """Append the patterns ``exclude`` does not hold yet, one a line."""
     try:
         text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
         missing = [p for p in patterns if p not in text.splitlines()]

@@ -43,6 +43,7 @@ OUTPUT_NAMES = {
     "summary-json",
     "commit-sha",
     "pushed",
+    "summary-path",
 }
 
 

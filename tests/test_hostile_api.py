@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 from actionhelpers import (
     COMMENT_ID,
     COMMENTER,
@@ -23,6 +25,9 @@ from actionhelpers import (
     run_action,
 )
 from werkzeug import Request, Response
+
+from batchaction.publishing import output_summary
+from batchaction.summary import schema
 
 BASE = f"/repos/{REPOSITORY}"
 HTML_PAGE = "<html><body>502 Bad Gateway (a proxy's page)</body></html>"
@@ -234,3 +239,21 @@ def test_a_filter_a_task_plants_never_sees_the_token(sandbox: Sandbox, api: ApiS
     said = leak.read_text()
     assert TOKEN not in said
     assert "INPUT_" not in said
+
+
+def test_the_summary_output_stays_within_githubs_limits(sandbox: Sandbox, api: ApiStub) -> None:
+    """The whole summary goes to the file ``summary-path`` names (out of git); the output
+    is trimmed past its budget, still valid against the schema."""
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    noisy = 'i=0; while [ $i -lt 200 ]; do echo "line $i of a long log"; i=$((i+1)); done; exit 1'
+    run = comment_run(sandbox, api, "/task 1, 4, 5", executor=noisy, isolation="none")
+    assert run.code == 1, run.err
+    whole = json.loads(Path(run.outputs["summary-path"]).read_text())
+    assert whole == run.summary
+    assert any(t["log_tail"] for t in whole["tasks"])
+    assert ".batchaction" not in sandbox.git("status", "--porcelain", cwd=sandbox.workspace)
+    for budget in (len(json.dumps(whole)) - 1, 3000, 100):
+        trimmed = json.loads(output_summary(whole, budget))
+        jsonschema.validate(trimmed, schema())
+        assert trimmed["counts"] == whole["counts"]
+        assert all(not t["log_tail"] for t in trimmed["tasks"])
