@@ -23,10 +23,10 @@ from batchaction.gate import Head, checkout_head, ensure_safe_directory, gate_co
 from batchaction.ghevent import Trigger, decide, load_event
 from batchaction.github import GitHub, GitHubError
 from batchaction.inert import inert
-from batchaction.keptwork import keep_branches
+from batchaction.keptwork import branch_prefix, keep_branches
 from batchaction.loading import read_and_plan, status_table
 from batchaction.progress import HumanReporter, final_report
-from batchaction.publishing import changed_paths, publish
+from batchaction.publishing import changed_paths, log_dir_for, publish
 from batchaction.runner import RunRequest, execute, open_workspaces
 from batchaction.selection import parse_selection
 from batchaction.settings import Settings, find_todo, resolve
@@ -245,7 +245,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     try:
         workspaces = open_workspaces(
             settings, workspace, workspace, workspace / todo_rel, reporter,
-            branch_prefix=_branch_prefix(trigger, env),
+            branch_prefix=branch_prefix(trigger, env),
             committer={k: v for k, v in gitops.identity_env().items() if "COMMITTER" in k},
             tasks=len(the_plan.run),
         )  # fmt: skip
@@ -272,6 +272,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
             environ={k: v for k, v in env.items() if k not in WORKFLOW_FILE_VARIABLES},
             on_write=on_write,
             workspaces=workspaces,
+            log_dir=log_dir_for(workspace, env),
         )
     )
     summary = result.summary
@@ -329,15 +330,6 @@ def _collector(
                 status_commits[sha] = (patch.applied, message)
 
     return collect
-
-
-def _branch_prefix(trigger: Trigger, env: Mapping[str, str]) -> str | None:
-    """Where unintegrated work is kept: ``batchaction/pr-<N>`` for a pull request (a rerun
-    replaces the last attempt's branches), ``batchaction/run-<id>`` for a dispatched run."""
-    if trigger.pr_number is not None:
-        return f"batchaction/pr-{trigger.pr_number}"
-    run_id = "".join(ch for ch in env.get("GITHUB_RUN_ID", "") if ch.isdigit())
-    return f"batchaction/run-{run_id}" if run_id else None
 
 
 def _commit_and_publish(

@@ -9,7 +9,7 @@ could not be brought onto the branch (``result_branch``), the run fails and says
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from batchaction import gitops
@@ -18,6 +18,7 @@ from batchaction.settings import Settings
 
 if TYPE_CHECKING:
     from batchaction.action import Context
+    from batchaction.ghevent import Trigger
 
 
 def keep_branches(
@@ -52,3 +53,12 @@ def keep_branches(
     isolation["pushed_branches"] = branches
     ctx.wf.notice("work that was not integrated was pushed to " + ", ".join(branches))
     return code
+
+
+def branch_prefix(trigger: Trigger, env: Mapping[str, str]) -> str | None:
+    """Where unintegrated work is kept: ``batchaction/pr-<N>`` for a pull request (a rerun
+    replaces the last attempt's branches), ``batchaction/run-<id>`` for a dispatched run."""
+    if trigger.pr_number is not None:
+        return f"batchaction/pr-{trigger.pr_number}"
+    run_id = "".join(ch for ch in env.get("GITHUB_RUN_ID", "") if ch.isdigit())
+    return f"batchaction/run-{run_id}" if run_id else None

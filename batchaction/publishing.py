@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +96,48 @@ def save_summary(workspace: Path, summary: dict[str, Any]) -> Path | None:
     return path
 
 
+LOG_EXCERPT = 64 * 1024  # bytes of a task's log printed in the job log
+LOG_EXCERPT_RUN = 4 * 1024 * 1024  # and of all tasks' logs together
+CHUNK = 64 * 1024
+
+
+def log_excerpt(path: Path, budget: int) -> Iterator[str]:
+    """The log at ``path`` for the job log, in pieces: whole when it holds at most ``budget``
+    bytes, else its first and last ``budget / 2`` bytes around a line saying how much was
+    left out and where the whole log is. Read ``CHUNK`` bytes at a time: a 1 GB log, or a
+    400 MB line without a line break, costs neither memory nor a 1 GB job log."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = size if size <= budget else budget // 2
+        for start in range(0, head, CHUNK):
+            yield handle.read(min(CHUNK, head - start)).decode("utf-8", "replace")
+        if size <= budget:
+            return
+        tail = budget - head
+        yield (
+            f"\n… {size - head - tail:,} bytes of this log left out here; the whole log "
+            f"({size:,} bytes) is {path} …\n"
+        )
+        handle.seek(size - tail)
+        for start in range(0, tail, CHUNK):
+            yield handle.read(min(CHUNK, tail - start)).decode("utf-8", "replace")
+
+
+def log_dir_for(workspace: Path, env: Mapping[str, str]) -> Path:
+    """Where the tasks' whole logs go: under the workspace (they outlive the container, and
+    a later step can upload them), in ``.batchaction/`` kept out of git, one folder a run."""
+    exclude_paths(workspace, [f"/{SUMMARY_DIR}/"])
+    run = "-".join(
+        "".join(ch for ch in env.get(name, "") if ch.isdigit()) or "0"
+        for name in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT")
+    )
+    return workspace / SUMMARY_DIR / "logs" / f"run-{run}-{os.getpid()}"
+
+
 def publish(
     ctx: Context, summary: dict[str, Any], markdown: str, todo: Path, todo_rel: str
 ) -> None:
@@ -113,12 +157,14 @@ def publish(
             "waves": json.dumps(summary["waves"]),
             "summary-json": output_summary(summary),
             "summary-path": str(save_summary(ctx.workspace, summary) or ""),
+            "log-dir": summary["log_dir"],
             # Only a commit that reached the branch: an unpushed one exists nowhere else.
             "commit-sha": (summary["commit"]["sha"] or "") if summary["commit"]["pushed"] else "",
             "pushed": "true" if summary["commit"]["pushed"] else "false",
         }
     )
     wf.step_summary(markdown)
+    left = LOG_EXCERPT_RUN
     try:
         doc = parse_todo(read_todo_text(todo))
         lines = {t.number: (t.field("status") or t.fields[0]).line + 1 for t in doc.tasks}
@@ -131,6 +177,11 @@ def publish(
                 file=todo_rel,
                 line=lines.get(task["number"]),
             )
-        if task["log_path"] and Path(task["log_path"]).is_file():
-            with Path(task["log_path"]).open(encoding="utf-8", errors="replace") as log:
-                wf.group(f"Task {task['number']}: {task['title']} ({task['outcome']})", log)
+        log = Path(task["log_path"]) if task["log_path"] else None
+        if log is not None and log.is_file():
+            budget = min(LOG_EXCERPT, left)
+            left -= min(budget, log.stat().st_size)
+            wf.group(
+                f"Task {task['number']}: {task['title']} ({task['outcome']})",
+                log_excerpt(log, budget),
+            )

@@ -46,12 +46,18 @@ class Workflow:
             props["line"] = str(line)
         self.command("error", message, **props)
 
-    def group(self, title: str, lines: Iterable[str]) -> None:
-        """Print untrusted lines in a collapsed group where they cannot run workflow commands."""
+    def group(self, title: str, pieces: Iterable[str]) -> None:
+        """Print untrusted text, in pieces of any size (a log excerpt read in chunks), in a
+        collapsed group where it cannot run workflow commands; ended by a line break."""
         token = secrets.token_hex(16)
         self.out.write(f"::group::{escape_data(title)}\n::stop-commands::{token}\n")
-        for line in lines:
-            self.out.write(line.rstrip("\n") + "\n")
+        last = "\n"
+        for piece in pieces:
+            if piece:
+                self.out.write(piece)
+                last = piece[-1]
+        if last != "\n":
+            self.out.write("\n")
         self.out.write(f"::{token}::\n::endgroup::\n")
         self.out.flush()
 

@@ -257,3 +257,20 @@ def test_the_summary_output_stays_within_githubs_limits(sandbox: Sandbox, api: A
         jsonschema.validate(trimmed, schema())
         assert trimmed["counts"] == whole["counts"]
         assert all(not t["log_tail"] for t in trimmed["tasks"])
+
+
+def test_a_huge_log_costs_the_job_log_an_excerpt(sandbox: Sandbox, api: ApiStub) -> None:
+    """A task prints 3 MB on one line (a progress bar redrawn with \\r, no line break): the
+    job log gets its head and tail, a line saying what was left out and where the whole log
+    is; the whole log is in the log-dir output's folder, out of git."""
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    executor = "head -c 3000000 /dev/zero | tr '\\\\0' '\\\\r'; echo; echo THE-END"
+    run = comment_run(sandbox, api, "/task 4", executor=executor)
+    assert run.code == 0, run.err
+    assert len(run.out) < 200_000
+    assert "bytes of this log left out here; the whole log (3,000,009 bytes) is" in run.out
+    assert "THE-END" in run.out  # the tail
+    log_dir = Path(run.outputs["log-dir"])
+    assert log_dir.is_relative_to(sandbox.workspace)
+    assert (log_dir / "task-4.log").stat().st_size == 3_000_009
+    assert ".batchaction" not in sandbox.git("status", "--porcelain", cwd=sandbox.workspace)
