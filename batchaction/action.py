@@ -22,7 +22,7 @@ from batchaction.executor import WORKFLOW_FILE_VARIABLES
 from batchaction.gate import Head, checkout_head, ensure_safe_directory, gate_comment
 from batchaction.ghevent import Trigger, decide, load_event
 from batchaction.github import GitHub, GitHubError
-from batchaction.inert import inert
+from batchaction.inert import inert, redact, secret_forms
 from batchaction.keptwork import branch_prefix, keep_branches
 from batchaction.loading import read_and_plan, status_table
 from batchaction.progress import HumanReporter, final_report
@@ -138,8 +138,8 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
     os.chdir(workspace)
     inputs = read_inputs(env)
     token = inputs.pop("github-token", None) or env.get("GITHUB_TOKEN") or None
-    if token:
-        wf.mask(token)
+    for form in secret_forms(token or ""):
+        wf.mask(form)
     config = inputs.pop("config", None)
     event_name = env.get("GITHUB_EVENT_NAME", "")
     payload = load_event(env.get("GITHUB_EVENT_PATH"))
@@ -275,7 +275,9 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
             log_dir=log_dir_for(workspace, env),
         )
     )
-    summary = result.summary
+    # A task can print the token (its parent's /proc/<pid>/environ holds it): nothing of it
+    # reaches the summary, the outputs, the reply or the job summary.
+    summary = redact(result.summary, secret_forms(ctx.token or ""))
     print(final_report(summary), file=sys.stderr)
     code = result.exit_code
     with recorded_signals() as received:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from batchaction.inert import strip_ansi
+from batchaction.textlines import open_regular
 from batchaction.todo import Task
 
 TOKEN_VARIABLES = (
@@ -156,7 +157,7 @@ def kill_group(pgid: int) -> None:
 def read_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     """The last lines of a log, reading at most TAIL_BYTES from its end."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, follow=False) as handle:  # the task may have replaced it
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - TAIL_BYTES))
@@ -173,7 +174,7 @@ def read_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
 def read_result(path: Path) -> tuple[str | None, str | None, str | None]:
     """(status, summary, problem) from BATCH_RESULT_FILE; all None when absent."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, follow=False) as handle:  # written by the task
             data = handle.read(MAX_RESULT_BYTES + 1)
     except FileNotFoundError:
         return None, None, None

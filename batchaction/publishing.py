@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from batchaction import gitops
 from batchaction.errors import BatchError
 from batchaction.repo import exclude_paths
 from batchaction.selection import format_selection
-from batchaction.textlines import read_todo_text
+from batchaction.textlines import open_regular, read_todo_text
 from batchaction.todo import parse_todo
 
 if TYPE_CHECKING:
@@ -61,9 +62,10 @@ SUMMARY_DIR = ".batchaction"  # under the workspace, in info/exclude: later step
 
 def output_summary(summary: dict[str, Any], budget: int = SUMMARY_OUTPUT_BUDGET) -> str:
     """The JSON summary for the ``summary-json`` output, within ``budget`` characters: whole
-    when it fits; else without log tails; else with reasons cut to 200 characters; else
-    without the task list and warnings (counts, outcomes by number and the rest stay). The
-    whole summary is in the file ``summary-path`` names."""
+    when it fits; else without log tails; else with titles and reasons cut to 200
+    characters and no skipped details; else without the task, skipped and warning lists
+    (each of these is valid against the schema); else only the counts, the result, the
+    selection and the waves. The whole summary is in the file ``summary-path`` names."""
     text = json.dumps(summary)
     if len(text) <= budget:
         return text
@@ -73,27 +75,57 @@ def output_summary(summary: dict[str, Any], budget: int = SUMMARY_OUTPUT_BUDGET)
     if len(text) <= budget:
         return text
     trimmed["tasks"] = [
-        {**t, "reason": (t["reason"] or "")[:200] or None} for t in trimmed["tasks"]
+        {**t, "reason": (t["reason"] or "")[:200] or None, "title": t["title"][:200]}
+        for t in trimmed["tasks"]
     ]
+    trimmed["skipped"] = [{**s, "detail": None} for s in summary["skipped"]]
     text = json.dumps(trimmed)
     if len(text) <= budget:
         return text
-    trimmed.update(tasks=[], warnings=[], status_updates_failed=[])
-    return json.dumps(trimmed)
+    trimmed.update(tasks=[], warnings=[], status_updates_failed=[], skipped=[])
+    text = json.dumps(trimmed)
+    if len(text) <= budget:
+        return text
+    # Only free text is left to blame (a path, a commit error): the counts and the result.
+    keep = ("counts", "result", "selection", "waves", "interrupted_by")
+    return json.dumps({key: trimmed[key] for key in keep if key in trimmed})
+
+
+def own_folder(workspace: Path) -> Path:
+    """Where the action keeps the whole summary and logs: ``<workspace>/.batchaction``, kept
+    out of git. When the pull request put something there itself (a tracked file, a symlink
+    that would send the writes elsewhere, a file), a folder outside the workspace instead."""
+    folder = workspace / SUMMARY_DIR
+    tracked = gitops.git("ls-files", "--", SUMMARY_DIR, cwd=workspace, check=False).stdout
+    if tracked.strip() or folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        return Path(tempfile.mkdtemp(prefix="batchaction-"))
+    folder.mkdir(exist_ok=True)
+    exclude_paths(workspace, [f"/{SUMMARY_DIR}/"])
+    return folder
 
 
 def save_summary(workspace: Path, summary: dict[str, Any]) -> Path | None:
-    """Write the whole JSON summary to ``<workspace>/.batchaction/summary.json`` (kept out
-    of git by ``info/exclude``); its path, or None when it cannot be written."""
-    folder = workspace / SUMMARY_DIR
+    """Write the whole JSON summary to ``summary.json`` in ``own_folder`` (never through a
+    symlink a task planted); its path, or None when it cannot be written."""
+    path = own_folder(workspace) / "summary.json"
     try:
-        folder.mkdir(exist_ok=True)
-        path = folder / "summary.json"
-        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        path.unlink(missing_ok=True)  # a symlink or FIFO a task left goes; the file is ours
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(summary, indent=2) + "\n")
     except OSError:
         return None
-    exclude_paths(workspace, [f"/{SUMMARY_DIR}/"])
     return path
+
+
+def log_dir_for(workspace: Path, env: Mapping[str, str]) -> Path:
+    """Where the tasks' whole logs go: in ``own_folder`` (they outlive the container, and a
+    later step can upload them), one folder a run."""
+    run = "-".join(
+        "".join(ch for ch in env.get(name, "") if ch.isdigit()) or "0"
+        for name in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT")
+    )
+    return own_folder(workspace) / "logs" / f"run-{run}-{os.getpid()}"
 
 
 LOG_EXCERPT = 64 * 1024  # bytes of a task's log printed in the job log
@@ -107,7 +139,7 @@ def log_excerpt(path: Path, budget: int) -> Iterator[str]:
     left out and where the whole log is. Read ``CHUNK`` bytes at a time: a 1 GB log, or a
     400 MB line without a line break, costs neither memory nor a 1 GB job log."""
     try:
-        handle = path.open("rb")
+        handle = open_regular(path, follow=False)  # the task may have replaced its log
     except OSError:
         return
     with handle:
@@ -125,17 +157,6 @@ def log_excerpt(path: Path, budget: int) -> Iterator[str]:
         handle.seek(size - tail)
         for start in range(0, tail, CHUNK):
             yield handle.read(min(CHUNK, tail - start)).decode("utf-8", "replace")
-
-
-def log_dir_for(workspace: Path, env: Mapping[str, str]) -> Path:
-    """Where the tasks' whole logs go: under the workspace (they outlive the container, and
-    a later step can upload them), in ``.batchaction/`` kept out of git, one folder a run."""
-    exclude_paths(workspace, [f"/{SUMMARY_DIR}/"])
-    run = "-".join(
-        "".join(ch for ch in env.get(name, "") if ch.isdigit()) or "0"
-        for name in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT")
-    )
-    return workspace / SUMMARY_DIR / "logs" / f"run-{run}-{os.getpid()}"
 
 
 def publish(
@@ -178,7 +199,7 @@ def publish(
                 line=lines.get(task["number"]),
             )
         log = Path(task["log_path"]) if task["log_path"] else None
-        if log is not None and log.is_file():
+        if log is not None and log.is_file() and not log.is_symlink():
             budget = min(LOG_EXCERPT, left)
             left -= min(budget, log.stat().st_size)
             wf.group(

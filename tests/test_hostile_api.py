@@ -16,6 +16,7 @@ from actionhelpers import (
     PR_NUMBER,
     REPOSITORY,
     TOKEN,
+    TOKEN_FORMS,
     ApiStub,
     Sandbox,
     comment_event,
@@ -104,7 +105,8 @@ def test_a_reply_stored_before_a_502_is_not_posted_again(sandbox: Sandbox, api: 
 
 HOSTILE = (
     "ping @octocat and @org/team, see owner/repo#5 and #6, [click](https://evil.invalid) "
-    "![](https://evil.invalid/p.png) \x1b[31mred\x1b[0m <b>bold</b>"
+    "![](https://evil.invalid/p.png) \x1b[31mred\x1b[0m <b>bold</b> "
+    "https://github.com/other/repo/issues/5 www.evil.invalid GH-12 \u202eevil"
 )
 
 
@@ -132,6 +134,10 @@ def test_executor_text_cannot_mention_link_or_colour_in_the_reply(
             "](https://evil",
             "\x1b",
             "<b>",
+            "https://github.com/other",
+            "www.evil",
+            "GH-12",
+            "\u202e",
         ):
             assert live not in text, (live, text)
 
@@ -252,11 +258,13 @@ def test_the_summary_output_stays_within_githubs_limits(sandbox: Sandbox, api: A
     assert whole == run.summary
     assert any(t["log_tail"] for t in whole["tasks"])
     assert ".batchaction" not in sandbox.git("status", "--porcelain", cwd=sandbox.workspace)
-    for budget in (len(json.dumps(whole)) - 1, 3000, 100):
+    for budget in (len(json.dumps(whole)) - 1, 3000):
         trimmed = json.loads(output_summary(whole, budget))
         jsonschema.validate(trimmed, schema())
         assert trimmed["counts"] == whole["counts"]
         assert all(not t["log_tail"] for t in trimmed["tasks"])
+    least = json.loads(output_summary(whole, 100))
+    assert (least["counts"], least["result"]) == (whole["counts"], whole["result"])
 
 
 def test_a_huge_log_costs_the_job_log_an_excerpt(sandbox: Sandbox, api: ApiStub) -> None:
@@ -274,3 +282,69 @@ def test_a_huge_log_costs_the_job_log_an_excerpt(sandbox: Sandbox, api: ApiStub)
     assert log_dir.is_relative_to(sandbox.workspace)
     assert (log_dir / "task-4.log").stat().st_size == 3_000_009
     assert ".batchaction" not in sandbox.git("status", "--porcelain", cwd=sandbox.workspace)
+
+
+def test_a_task_that_prints_the_token_cannot_post_it(sandbox: Sandbox, api: ApiStub) -> None:
+    """The action's own environment holds the token, and a task can read it from
+    /proc/$PPID/environ: whatever it prints, no form of the token reaches the reply, the job
+    summary, the outputs or the summary file."""
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    forms = " ".join(TOKEN_FORMS)
+    executor = f"tr '\\0' '\\n' < /proc/$PPID/environ | grep -i token; echo {forms}; exit 1"
+    run = comment_run(sandbox, api, "/task 4", executor=executor)
+    assert run.code == 1, run.err
+    (reply,) = api.comments()
+    published = [reply, run.step_summary, *run.outputs.values()]
+    published.append(Path(run.outputs["summary-path"]).read_text())
+    for text in published:
+        for form in TOKEN_FORMS:
+            assert form not in text
+    assert "***" in reply
+
+
+def test_a_task_that_turns_its_log_into_a_fifo_does_not_hang_the_action(
+    sandbox: Sandbox, api: ApiStub
+) -> None:
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    executor = (
+        'L=$(ls -d "$GITHUB_WORKSPACE"/.batchaction/logs/run-*/task-4.log); '
+        'rm "$L"; mkfifo "$L"; exit 1'
+    )
+    run = comment_run(sandbox, api, "/task 4", executor=executor, isolation="none")
+    assert run.code == 1, run.err
+    assert run.outputs["result"] == "failure"
+    assert len(api.comments()) == 1
+
+
+def test_a_tracked_batchaction_symlink_sends_no_write_elsewhere(
+    sandbox: Sandbox, api: ApiStub
+) -> None:
+    """The pull request commits .batchaction/summary.json -> a file outside: the summary
+    and logs go to a folder of batchaction's own instead, and the outside file is intact."""
+    outside = sandbox.root / "victim.txt"
+    outside.write_text("untouched\n")
+    feature = sandbox.clone(sandbox.root / "pr", "feature")
+    (feature / ".batchaction").mkdir()
+    (feature / ".batchaction" / "summary.json").symlink_to(outside)
+    sandbox.git("add", ".batchaction", cwd=feature)
+    sandbox.git("commit", "-qm", "plant", cwd=feature)
+    sandbox.git("push", "-q", "origin", "HEAD:feature", cwd=feature)
+    head = sandbox.git("rev-parse", "HEAD", cwd=feature)
+    api.serve(role="write", pull=pull_answer("feature", head))
+    run = comment_run(sandbox, api, "/task 4")
+    assert run.code == 0, run.err
+    assert outside.read_text() == "untouched\n"
+    assert not Path(run.outputs["summary-path"]).is_relative_to(sandbox.workspace)
+    assert not Path(run.outputs["log-dir"]).is_relative_to(sandbox.workspace)
+
+
+def test_skipped_details_and_titles_are_cut_from_a_large_summary() -> None:
+    detail = "x" * 60_000
+    summary = {
+        "tasks": [{"number": 1, "title": "t" * 60_000, "reason": None, "log_tail": []}],
+        "skipped": [{"number": n, "reason": "not-a-task", "detail": detail} for n in range(30)],
+        "warnings": [], "status_updates_failed": [], "counts": {}, "result": "success",
+    }  # fmt: skip
+    text = output_summary(summary, 100_000)
+    assert len(text) <= 100_000
+    assert json.loads(text)["skipped"][0]["detail"] is None
