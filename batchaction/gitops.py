@@ -261,9 +261,12 @@ def commit_back(
         tries += 1
         if before_push is not None:
             before_push()
+        # Only onto the tip the commits were built on: a branch that moved is a race (its
+        # new tip is fetched and the work replayed), one that was deleted is not re-created.
         proc = git(
             "push",
             "--porcelain",
+            f"--force-with-lease=refs/heads/{branch}:{base}",
             remote,
             f"HEAD:refs/heads/{branch}",
             cwd=cwd,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,18 @@ def test_skipped_details_and_titles_are_cut_from_a_large_summary() -> None:
     text = output_summary(summary, 100_000)
     assert len(text) <= 100_000
     assert json.loads(text)["skipped"][0]["detail"] is None
+
+
+def test_a_branch_deleted_during_the_run_is_not_created_again(
+    sandbox: Sandbox, api: ApiStub
+) -> None:
+    """The PR branch is deleted while the task runs: the status commit is not pushed (that
+    would re-create the branch), the run says so, and pushed is false."""
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    remote = shlex.quote(str(sandbox.remote))
+    executor = f"git --git-dir={remote} update-ref -d refs/heads/feature"
+    run = comment_run(sandbox, api, "/task 4", executor=executor, isolation="none")
+    assert run.code == 1, run.err
+    assert "refs/heads/feature" not in sandbox.refs()
+    assert run.outputs["pushed"] == "false"
+    assert "::error::the status commit was not pushed" in run.out
