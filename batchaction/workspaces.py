@@ -20,12 +20,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock
+
 from batchaction.gitops import GitError, current_branch, git
 from batchaction.integration import IntegrationRef
 from batchaction.repo import new_run_id
 from batchaction.salvage import salvage_orphans
 from batchaction.todomerge import merge_task_edits
 from batchaction.worktrees import Worktree, WorktreePool, commit_leftovers
+from batchaction.writeback import atomic_replace, lock_path
 
 IDENTITY_NAME = "batchaction"
 IDENTITY_EMAIL = "batchaction@users.noreply.github.com"
@@ -136,11 +139,7 @@ class Workspaces:
     def start(self, number: int) -> Worktree:
         """A worktree at the current tip with the shared TODO file as it is now."""
         pool, ref = self._opened()
-        from filelock import FileLock  # noqa: PLC0415
-
-        from batchaction.writeback import lock_path  # noqa: PLC0415
-
-        with FileLock(lock_path(self.todo), thread_local=False, timeout=60):
+        with self._todo_lock():
             todo_text = self.todo.read_bytes().decode("utf-8")
         with self.lock:
             return pool.acquire(number, ref.tip, todo_text)
@@ -305,6 +304,10 @@ class Workspaces:
         if kept is not None:
             git("branch", "--delete", "--force", kept, cwd=self.repo, check=False)
 
+    def _todo_lock(self) -> FileLock:
+        """The shared TODO file's lock, as the status writer takes it."""
+        return FileLock(lock_path(self.todo), thread_local=False, timeout=60)
+
     def _todo_copy(self, tree: Worktree) -> str | None:
         """The task's TODO copy as it left it, or None (deleted, unreadable, not UTF-8)."""
         try:
@@ -313,13 +316,9 @@ class Workspaces:
             return None
 
     def _merge_todo(self, number: int, tree: Worktree, theirs: str | None) -> str | None:
-        from filelock import FileLock  # noqa: PLC0415
-
-        from batchaction.writeback import atomic_replace, lock_path  # noqa: PLC0415
-
         if theirs is None or theirs == tree.todo_copy:
             return None  # unchanged, deleted or unreadable: nothing of it is merged
-        with FileLock(lock_path(self.todo), thread_local=False, timeout=60):
+        with self._todo_lock():
             ours = self.todo.read_bytes().decode("utf-8")
             merged = merge_task_edits(tree.todo_copy, theirs, ours, number)
             if merged.changed:
@@ -384,10 +383,6 @@ class Workspaces:
         the TODO file, which the run has rewritten in the work tree: its text is set aside,
         the file put back as committed for the merge, and the text written again after it,
         whatever the merge did (the text holds every status and is the newer)."""
-        from filelock import FileLock  # noqa: PLC0415
-
-        from batchaction.writeback import atomic_replace, lock_path  # noqa: PLC0415
-
         changed = git(
             "diff", "--quiet", self.start_sha, tip, "--", self.todo_rel, cwd=self.repo, check=False
         ).returncode
@@ -395,7 +390,7 @@ class Workspaces:
             merged = git("merge", "--ff-only", "--quiet", tip, cwd=self.repo, check=False)
             return merged.returncode == 0
 
-        with FileLock(lock_path(self.todo), thread_local=False, timeout=60):
+        with self._todo_lock():
             saved = self.todo.read_bytes()
             try:
                 git("checkout", "--quiet", self.start_sha, "--", self.todo_rel, cwd=self.repo)
