@@ -1,4 +1,5 @@
-"""Executor processes: one ``/bin/sh -c`` per task, in its own process group, output to a file.
+"""Executor processes: one ``/bin/sh -c`` per task, in its own process group under a supervisor
+(``subreaper.py``), output to a file.
 
 Nothing from TODO.md ever reaches the command line: the command is the user's string with
 ``{number}`` replaced by digits; everything else travels in the environment.
@@ -11,11 +12,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from batchaction import executoruser
 from batchaction.inert import strip_ansi
+from batchaction.subreaper import KILL_REQUEST
 from batchaction.textlines import open_regular
 from batchaction.todo import Task
 
@@ -103,19 +107,49 @@ def task_document(task: Task, lines: Iterable[str], wave: int, todo_path: Path) 
     }
 
 
+# The supervisor's start: only the standard library and the directory that holds this package
+# on sys.path (-I: not the working directory, a task's; no PYTHON* variables; -S: no site).
+SUPERVISOR_BOOT = (
+    "import sys; sys.path.append(sys.argv[1]); "
+    "from batchaction.subreaper import main; main(sys.argv[2:])"
+)
+
+
+def supervisor_argv(command: str, *, grace: float, report: int) -> list[str]:
+    """The command line of the task supervisor (``subreaper.py``) that runs ``/bin/sh -c
+    command``: ``grace`` in seconds, ``report`` the file descriptor it writes its report to."""
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    return [
+        sys.executable or "python3", "-I", "-S", "-c", SUPERVISOR_BOOT, package_parent,
+        str(os.getpid()), repr(float(grace)), str(report), command,
+    ]  # fmt: skip
+
+
 def spawn(
-    command: str, *, cwd: Path, env: Mapping[str, str], log: int, stream: bool
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: int,
+    stream: bool,
+    grace: float,
+    report: int,
 ) -> subprocess.Popen[bytes]:
-    """Start ``/bin/sh -c command`` as the leader of a new process group."""
+    """Start the task supervisor (``subreaper.py``) as the leader of a new session: it runs
+    ``/bin/sh -c command`` in a process group of its own and exits as it did, once every
+    process it left is gone. ``report`` (a file descriptor) receives the supervisor's report.
+    Signals for the task go to the supervisor (``terminate_group``, ``request_kill``).
+    Raises OSError when it cannot be started (a missing ``cwd``, say)."""
     return subprocess.Popen(
-        ["/bin/sh", "-c", command],
+        supervisor_argv(command, grace=grace, report=report),
         cwd=cwd,
-        env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE if stream else log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
         close_fds=True,
+        pass_fds=(report,),
+        **executoruser.popen_options(cwd, env),  # env, and the executor's user (container)
     )
 
 
@@ -152,6 +186,13 @@ def terminate_group(pgid: int) -> None:
 
 def kill_group(pgid: int) -> None:
     signal_group(pgid, signal.SIGKILL)
+
+
+def request_kill(pgid: int) -> None:
+    """Ask the supervisor leading ``pgid`` to SIGKILL its task's processes, all of them (a
+    SIGKILL would kill the supervisor and leave them)."""
+    signal_group(pgid, KILL_REQUEST)
+    signal_group(pgid, signal.SIGCONT)
 
 
 def read_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:

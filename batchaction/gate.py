@@ -7,17 +7,20 @@ fetched by the sha the API returned and checked out on its branch.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from batchaction import gitops
+from batchaction.approval import approve, force_push_after, how_to_pin, pin_problem
+from batchaction.errors import EXIT_INVALID_INPUT, EXIT_TASKS_FAILED, BatchError
 from batchaction.ghevent import ROLE_RANK, permission_rank
 from batchaction.github import GitHubError
+from batchaction.selection import format_selection, parse_selection
 from batchaction.settings import Settings
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from batchaction.action import Context
+    from batchaction.actioncontext import Context
 
 
 def ensure_safe_directory(workspace: Path) -> None:
@@ -68,12 +71,29 @@ def gate_comment(ctx: Context, settings: Settings) -> Head | int:
         return ctx.refuse(
             f"the head repository of #{trigger.pr_number} was deleted; nothing to run on"
         )
+    if trigger.pin is not None and (problem := pin_problem(trigger.pin)):
+        return ctx.refuse(problem, EXIT_INVALID_INPUT)
     if head_repo != base_repo:
         if not settings.allow_forks:
             return ctx.refuse(
                 f"the head of #{trigger.pr_number} is in a fork ({head_repo}); "
                 "set `allow-forks: true` to run tasks on fork branches (they are not pushed)"
             )
+        if trigger.pin is None:
+            return _refuse_unpinned(ctx, settings, head_repo, sha)
+    if trigger.pin is None:
+        try:
+            events = ctx.gh.timeline(trigger.owner, trigger.repo, trigger.pr_number)
+        except GitHubError as exc:
+            return ctx.refuse(f"could not read the timeline of #{trigger.pr_number} ({exc})")
+        pushed = force_push_after(events, trigger.commented_at or "")
+        if pushed is not None:
+            return ctx.refuse(
+                f"the head of #{trigger.pr_number} was force-pushed at {pushed}, after the "
+                "comment: review it, then comment again, pinning the head you reviewed",
+                EXIT_TASKS_FAILED,
+            )
+    if head_repo != base_repo:
         # GitHub keeps every pull request's head in the base repository as refs/pull/N/head.
         return Head(
             f"pr-{trigger.pr_number}", sha, f"refs/pull/{trigger.pr_number}/head", head_repo
@@ -81,9 +101,43 @@ def gate_comment(ctx: Context, settings: Settings) -> Head | int:
     return Head(ref, sha, f"refs/heads/{ref}")
 
 
+def _refuse_unpinned(ctx: Context, settings: Settings, fork: str, sha: str) -> int:
+    """A fork's head runs only when the comment pins it: say how."""
+    try:
+        selection = format_selection(parse_selection(ctx.trigger.selection, settings.max_tasks))
+    except BatchError:
+        selection = "<tasks>"
+    return ctx.refuse(
+        f"the head of #{ctx.trigger.pr_number} is in a fork ({fork}): a run on a fork's head "
+        "must pin the commit you reviewed, so that nothing pushed after your comment runs.",
+        advice=(
+            f"After reviewing commit `{sha[:12]}`, comment "
+            f"{how_to_pin(selection, settings.command, sha)}."
+        ),
+    )
+
+
+def approve_head(ctx: Context, head: Head, todo: Path, command: str) -> int | None:
+    """Check that the checked-out head is the one the comment approved (approval.approve);
+    record it on ``ctx`` for the reply, or refuse and return the exit code."""
+    todo_rel = os.path.relpath(os.path.realpath(todo), ctx.workspace)
+    try:
+        found = approve(
+            ctx.workspace, head.sha, todo_rel,
+            pin=ctx.trigger.pin.lower() if ctx.trigger.pin else None,
+            commented_at=ctx.trigger.commented_at,
+        )  # fmt: skip
+    except gitops.GitError as exc:
+        return ctx.refuse(f"could not check the head against the comment: {exc}")
+    if isinstance(found, str):
+        return ctx.refuse(found, EXIT_TASKS_FAILED)
+    ctx.approval = found
+    ctx.wf.notice(f"batchaction: {found.describe()}")
+    return None
+
+
 def checkout_head(ctx: Context, head: Head) -> str | None:
     """Put the workspace on the head's branch at its sha; an error message on failure."""
-    env = ctx.git_auth_env()
     branch, sha = head.branch, head.sha
     fetched = gitops.git(
         "fetch",
@@ -92,8 +146,8 @@ def checkout_head(ctx: Context, head: Head) -> str | None:
         "origin",
         f"+{head.fetch_ref}:refs/remotes/origin/{branch}",
         cwd=ctx.workspace,
-        env=env,
         check=False,
+        access=ctx.remote_access(),
     )
     if fetched.returncode != 0:
         return f"could not fetch {head.fetch_ref}: {fetched.stderr.strip()[-500:]}"

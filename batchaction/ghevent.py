@@ -25,6 +25,9 @@ class Trigger(NamedTuple):
     comment_id: int | None = None
     sender: str = ""
     branch: str | None = None
+    # ``/task 63-65 @1a2b3c4``: the head the maintainer approved, as written (checked later).
+    pin: str | None = None
+    commented_at: str | None = None  # ISO 8601: when the comment was made (or last edited)
 
 
 def load_event(path: str | None) -> dict[str, Any]:
@@ -62,6 +65,14 @@ def command_selection(body: str, command: str) -> str | None:
     if match is None:
         return None
     return (match["rest"] or "").strip()
+
+
+def split_pin(selection: str) -> tuple[str, str | None]:
+    """``"63-65 @1a2b3c4"`` -> ``("63-65", "1a2b3c4")``; several ``@`` words are returned
+    joined by spaces, for the gate to refuse."""
+    pins = re.findall(r"(?:^|\s)@(\S*)", selection)
+    rest = re.sub(r"(?:^|\s)@\S*", " ", selection).strip()
+    return rest, (" ".join(pins) if pins else None)
 
 
 def is_bot(sender: Mapping[str, Any]) -> bool:
@@ -116,9 +127,13 @@ def decide(
     comment_id = _get(payload, "comment", "id")
     if type(number) is not int or type(comment_id) is not int:  # bool is an int too
         raise BatchError("the issue_comment payload has no issue number or comment id")
+    selection, pin = split_pin(selection)
+    stamp = _get(payload, "comment", "updated_at" if action == "edited" else "created_at")
     return Trigger(
         "comment",
         selection=selection,
+        pin=pin,
+        commented_at=stamp if isinstance(stamp, str) else None,
         owner=owner,
         repo=repo,
         pr_number=number,

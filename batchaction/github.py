@@ -51,6 +51,12 @@ class GitHub:
         """One request: its JSON answer (None when empty). Raises GitHubError for an error
         status or a 2xx answer that is not JSON (a proxy's HTML page, say), and lets
         httpx.TransportError through for the retry to see."""
+        return self._exchange(method, path, json, params)[0]
+
+    def _exchange(
+        self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None
+    ) -> tuple[Any, str | None]:
+        """``_once``, with the address of the next page (``Link: <...>; rel="next"``)."""
         try:
             response = self.client.request(method, path, json=json, params=params)
         except httpx.TransportError:
@@ -64,10 +70,11 @@ class GitHub:
             except ValueError:
                 message = response.text
             raise GitHubError(method, path, response.status_code, str(message or "")[:300])
+        following = response.links.get("next", {}).get("url")
         if not response.content:
-            return None
+            return None, following
         try:
-            return response.json()
+            return response.json(), following
         except ValueError:
             kind = response.headers.get("content-type", "no content type")
             raise GitHubError(
@@ -92,6 +99,32 @@ class GitHub:
         if not isinstance(answer, dict):
             raise GitHubError("GET", "pull", None, "unexpected answer")
         return answer
+
+    def timeline(
+        self, owner: str, repo: str, number: int, max_pages: int = 30
+    ) -> list[dict[str, Any]]:
+        """An issue's or pull request's timeline events, oldest first (``GET
+        /repos/{owner}/{repo}/issues/{number}/timeline``, 100 a page, following ``Link``).
+
+        Raises GitHubError on an API error, an answer that is not a list, or a timeline longer
+        than ``max_pages`` pages (the newest events, which matter here, come last).
+        """
+        where: str | None = f"/repos/{owner}/{repo}/issues/{number}/timeline"
+        params: dict[str, str] | None = {"per_page": "100"}
+        events: list[dict[str, Any]] = []
+        for _ in range(max_pages):
+            assert where is not None
+            try:
+                page, where = self._retry(self._exchange, "GET", where, None, params)
+            except httpx.TransportError as exc:
+                raise GitHubError("GET", "timeline", None, f"cannot reach the API: {exc}") from None
+            if not isinstance(page, list):
+                raise GitHubError("GET", "timeline", None, "unexpected answer")
+            events.extend(event for event in page if isinstance(event, dict))
+            params = None  # the next page's address carries them
+            if where is None:
+                return events
+        raise GitHubError("GET", "timeline", None, f"more than {max_pages * 100} events")
 
     def react(self, owner: str, repo: str, comment_id: int, content: str) -> None:
         self._call(

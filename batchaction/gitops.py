@@ -18,10 +18,12 @@ from typing import Any
 
 import tenacity
 
+from batchaction.credentials import RemoteAccess
 from batchaction.errors import BatchError
-from batchaction.executor import TOKEN_VARIABLES
+from batchaction.gitenv import OWN_CONFIG, git_environment
 from batchaction.selection import format_selection
 from batchaction.status import DEFAULT_TABLE, StatusTable
+from batchaction.textlines import read_todo_text
 from batchaction.writeback import StatusChange, write_changes
 
 BOT_NAME = "github-actions[bot]"
@@ -35,54 +37,44 @@ class GitError(BatchError):
         self.output = output
 
 
-# batchaction's own git commands never run what a task may have left in the shared git
-# directory or config: hooks (a post-checkout, a reference-transaction), an fsmonitor
-# command, or commit signing that needs a key batchaction does not have.
-OWN_CONFIG = (
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "core.fsmonitor=false",
-    "-c", "commit.gpgSign=false",
-)  # fmt: skip
-
-
-def git_environment() -> dict[str, str]:
-    """The environment batchaction's own git commands get: this process's, less the action's
-    inputs and every token (a filter or helper a task planted in the shared config sees
-    none), no prompts, the C locale. Credentials are added per command, for fetch and push."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.upper().startswith("INPUT_") and key.upper() not in TOKEN_VARIABLES
-    }
-    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
-    return env
-
-
 def git(
     *args: str,
     cwd: Path,
     env: Mapping[str, str] | None = None,
     check: bool = True,
     input_text: str | None = None,
+    access: RemoteAccess | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``git ARGS`` in ``cwd`` (no prompts, C locale, ``OWN_CONFIG``), ``input_text`` on
-    its stdin.
+    its stdin. ``access`` (fetch and push only): the remote's credentials, through a pipe,
+    and the check that the git configuration was not changed; when it refuses, git does not
+    run and the result is exit 128 with the reason on stderr.
 
     Raises GitError (exit 1) on a non-zero exit when ``check``.
     """
     full_env = git_environment()
     if env:
         full_env.update(env)
-    proc = subprocess.run(
-        ["git", *OWN_CONFIG, *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        input=input_text,
-        stdin=subprocess.DEVNULL if input_text is None else None,
-    )
+    with contextlib.ExitStack() as stack:
+        options: list[str] = []
+        fds: tuple[int, ...] = ()
+        refusal = access.refusal() if access is not None else None
+        if refusal is not None:
+            proc = subprocess.CompletedProcess(["git", *args], 128, "", refusal)
+        else:
+            if access is not None:
+                options, fds = stack.enter_context(access.git_options())
+            proc = subprocess.run(
+                ["git", *OWN_CONFIG, *options, *args],
+                cwd=cwd,
+                env=full_env,
+                capture_output=True,
+                text=True,
+                check=False,
+                input=input_text,
+                stdin=subprocess.DEVNULL if input_text is None else None,
+                pass_fds=fds,
+            )
     if check and proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr + proc.stdout)
     return proc
@@ -183,6 +175,18 @@ def _stashed(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
 StatusCommit = tuple[Sequence[StatusChange], str]
 
 
+def todo_problem(path: Path) -> str | None:
+    """Why the TODO file at ``path`` must not be committed as the bot's (deleted, a symlink,
+    a directory, binary, not UTF-8), or None."""
+    if path.is_symlink():
+        return f"{path.name} was replaced by a symbolic link: the statuses were not committed"
+    try:
+        read_todo_text(path)
+    except BatchError as exc:
+        return f"{exc} (the statuses were not committed)"
+    return None
+
+
 def commit_back(
     cwd: Path,
     *,
@@ -199,7 +203,7 @@ def commit_back(
     attempts: int = 5,
     backoff: float = 1.0,
     before_push: Callable[[], None] | None = None,
-    remote_env: Mapping[str, str] | None = None,
+    access: RemoteAccess | None = None,
     status_commits: Mapping[str, StatusCommit] | None = None,
 ) -> CommitResult:
     """Commit the TODO file (and ``extra_paths``) and push to ``branch``, surviving races.
@@ -209,7 +213,8 @@ def commit_back(
     changes it holds, its message). When a push loses a race, every commit since ``base`` is
     replayed on the new tip in order: a status commit by applying its changes again to the
     file as it is there (never a textual rebase of TODO.md), any other commit (the executors'
-    own, the add-paths files) by cherry-picking it.
+    own, the add-paths files) by cherry-picking it. ``access`` carries the push's and
+    fetch's credentials and configuration check (``git``).
     """
     ident = identity_env() | dict(env or {})
     todo_rel = os.path.relpath(todo.resolve(), cwd.resolve())
@@ -217,11 +222,13 @@ def commit_back(
     if extra:
         commit_paths(cwd, extra, FILES_MESSAGE, ident)
     replays: dict[str, StatusCommit] = dict(status_commits or {})
-    sha = commit_paths(cwd, [todo_rel], message, ident)
+    # A TODO file a task deleted, made binary or replaced is never committed as the bot's.
+    unusable = todo_problem(cwd / todo_rel)
+    sha = None if unusable else commit_paths(cwd, [todo_rel], message, ident)
     if sha is not None:
         replays[sha] = (changes, message)
     if head(cwd) == base:
-        return CommitResult(None, False, 0, branch)
+        return CommitResult(None, False, 0, branch, unusable)
     tries = 0
 
     def replay_onto(upstream: str) -> None:
@@ -270,8 +277,8 @@ def commit_back(
             remote,
             f"HEAD:refs/heads/{branch}",
             cwd=cwd,
-            env=remote_env,
             check=False,
+            access=access,
         )
         if proc.returncode == 0:
             return
@@ -282,7 +289,7 @@ def commit_back(
         if not raced and "cannot lock ref" not in text:
             raise GitError(("push", remote, branch), proc.returncode, text)
         # Someone pushed first: rebuild our work on their tip.
-        git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=cwd, env=remote_env)
+        git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=cwd, access=access)
         upstream = git("rev-parse", "FETCH_HEAD", cwd=cwd).stdout.strip()
         with _stashed(cwd, ident):
             replay_onto(upstream)
@@ -303,4 +310,4 @@ def commit_back(
         )
     except GitError as exc:
         return CommitResult(head(cwd), False, tries, branch, exc.message)
-    return CommitResult(head(cwd), True, tries, branch)
+    return CommitResult(head(cwd), True, tries, branch, unusable)

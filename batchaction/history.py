@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from batchaction.gitops import OWN_CONFIG, GitError, git, git_environment
+from batchaction.gitenv import OWN_CONFIG, git_environment
+from batchaction.gitops import GitError, git
 
 T = TypeVar("T")
 AUTHOR = re.compile(rb"author (\S(?:[^<>\n]*\S)?) <([^<>\n]*)> (\d+ [+-]\d{4})")

@@ -17,7 +17,7 @@ from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED
 from batchaction.settings import Settings
 
 if TYPE_CHECKING:
-    from batchaction.action import Context
+    from batchaction.actioncontext import Context
     from batchaction.ghevent import Trigger
 
 
@@ -45,7 +45,7 @@ def keep_branches(
     refspecs = [f"+refs/heads/{name}:refs/heads/{name}" for name in branches]
     pushed = gitops.git(
         "push", "--porcelain", "origin", *refspecs,
-        cwd=ctx.workspace, env=ctx.git_auth_env(), check=False,
+        cwd=ctx.workspace, check=False, access=ctx.remote_access(),
     )  # fmt: skip
     if pushed.returncode != 0:
         ctx.wf.error(f"could not push the kept branches: {pushed.stderr.strip()[-500:]}")

@@ -19,7 +19,7 @@ from batchaction.textlines import open_regular, read_todo_text
 from batchaction.todo import parse_todo
 
 if TYPE_CHECKING:
-    from batchaction.action import Context
+    from batchaction.actioncontext import Context
 
 
 def changed_paths(workspace: Path, patterns: tuple[str, ...], todo_rel: str) -> list[str]:
@@ -128,8 +128,8 @@ def log_dir_for(workspace: Path, env: Mapping[str, str]) -> Path:
     return own_folder(workspace) / "logs" / f"run-{run}-{os.getpid()}"
 
 
-LOG_EXCERPT = 64 * 1024  # bytes of a task's log printed in the job log
-LOG_EXCERPT_RUN = 4 * 1024 * 1024  # and of all tasks' logs together
+LOG_EXCERPT = 64 * 1024  # bytes of a task's log printed in the job log (`log-excerpt`)
+LOG_EXCERPT_RUN = 4 * 1024 * 1024  # and of all tasks' logs together, whatever `log-excerpt` says
 CHUNK = 64 * 1024
 
 
@@ -160,8 +160,17 @@ def log_excerpt(path: Path, budget: int) -> Iterator[str]:
 
 
 def publish(
-    ctx: Context, summary: dict[str, Any], markdown: str, todo: Path, todo_rel: str
+    ctx: Context,
+    summary: dict[str, Any],
+    markdown: str,
+    todo: Path,
+    todo_rel: str,
+    *,
+    excerpt: int = LOG_EXCERPT,
 ) -> None:
+    """Set the outputs, write the job summary and annotations, and print each task's log
+    as a folded group: at most ``excerpt`` bytes of it (head and tail), and
+    ``LOG_EXCERPT_RUN`` bytes for all tasks together."""
     wf = ctx.wf
     tasks = summary["tasks"]
 
@@ -200,7 +209,7 @@ def publish(
             )
         log = Path(task["log_path"]) if task["log_path"] else None
         if log is not None and log.is_file() and not log.is_symlink():
-            budget = min(LOG_EXCERPT, left)
+            budget = min(excerpt, left)
             left -= min(budget, log.stat().st_size)
             wf.group(
                 f"Task {task['number']}: {task['title']} ({task['outcome']})",

@@ -9,6 +9,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from batchaction.gitenv import git_environment, own_git
+
 
 def repository_root(start: Path) -> Path:
     """The git work tree holding ``start``, or ``start`` itself outside git.
@@ -24,7 +26,8 @@ def repository_root(start: Path) -> Path:
         return start
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
+            own_git("rev-parse", "--show-toplevel"),
+            env=git_environment(),
             cwd=start,
             capture_output=True,
             text=True,
@@ -49,7 +52,8 @@ def exclude_lock_file(todo: Path) -> None:
     todo = todo.resolve()
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "--git-common-dir"],
+            own_git("rev-parse", "--show-toplevel", "--git-common-dir"),
+            env=git_environment(),
             cwd=todo.parent,
             capture_output=True,
             text=True,
@@ -79,7 +83,8 @@ def exclude_paths(repo: Path, patterns: list[str]) -> None:
     the repository holding ``repo``; nothing outside git or when it cannot be written."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--git-common-dir"],
+            own_git("rev-parse", "--git-common-dir"),
+            env=git_environment(),
             cwd=repo, capture_output=True, text=True, check=False,
         )  # fmt: skip
     except OSError:
@@ -119,7 +124,9 @@ MIN_GIT = (2, 38)  # git merge-tree --write-tree
 def git_version() -> tuple[int, ...]:
     """The installed git's version (``(2, 39, 5)``), or ``()`` when there is no git."""
     try:
-        out = subprocess.run(["git", "version"], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["git", "version"], capture_output=True, text=True, check=False, env=git_environment()
+        ).stdout
     except OSError:
         return ()
     numbers = re.findall(r"\d+", out.split("version", 1)[-1])[:3]
@@ -129,7 +136,10 @@ def git_version() -> tuple[int, ...]:
 def has_commits(repo: Path) -> bool:
     """True in a git work tree whose HEAD names a commit (worktrees need one to start from)."""
     try:
-        verify = ["git", "rev-parse", "--verify", "-q", "HEAD^{commit}"]
-        return subprocess.run(verify, cwd=repo, capture_output=True, check=False).returncode == 0
+        verify = own_git("rev-parse", "--verify", "-q", "HEAD^{commit}")
+        done = subprocess.run(
+            verify, cwd=repo, capture_output=True, check=False, env=git_environment()
+        )
+        return done.returncode == 0
     except OSError:  # no git at all
         return False

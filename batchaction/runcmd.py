@@ -30,10 +30,10 @@ STATUS_WORDS = {
 
 
 def register(commands: Any) -> None:
-    from batchaction.cli import _add_planning  # noqa: PLC0415
+    from batchaction.cliargs import add_planning  # noqa: PLC0415
 
     run = commands.add_parser("run", help="run the selected tasks")
-    _add_planning(run)
+    add_planning(run)
     run.add_argument(
         "--executor", metavar="CMD", help="shell command per task; {number} is replaced"
     )
@@ -63,6 +63,18 @@ def register(commands: Any) -> None:
         "--stall-timeout",
         metavar="DUR",
         help="a task that prints nothing for this long is stopped as timed-out (default: off)",
+    )
+    run.add_argument(
+        "--lock-timeout",
+        metavar="DUR",
+        help="longest wait for TODO.md.lock in the whole run; past it statuses that cannot be "
+        "written are reported (default 60s)",
+    )
+    run.add_argument(
+        "--run-deadline",
+        metavar="DUR",
+        help="start no task after this long; running ones get the grace period (default: "
+        "330m (5h 30m) under GitHub Actions, else none)",
     )
     run.add_argument(
         "--fail-fast",
@@ -106,6 +118,10 @@ def register(commands: Any) -> None:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
+    from batchaction.tokenhandoff import isolate  # noqa: PLC0415
+
+    # First: re-executes without the token in the environment (it arrives through a pipe).
+    isolate()
     from batchaction.action import run_action  # noqa: PLC0415
 
     return run_action()
@@ -118,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from batchaction.cli import load_plan  # noqa: PLC0415
+    from batchaction.cliargs import load_plan  # noqa: PLC0415
     from batchaction.progress import (  # noqa: PLC0415
         HumanReporter,
         JsonReporter,
@@ -180,7 +196,7 @@ def status_value(word: str, style: MarkerStyle) -> str:
 
 
 def cmd_status_set(args: argparse.Namespace) -> int:
-    from batchaction.cli import settings_for, todo_for  # noqa: PLC0415
+    from batchaction.cliargs import settings_for, todo_for  # noqa: PLC0415
     from batchaction.loading import status_table  # noqa: PLC0415
     from batchaction.status import classify, detect_style  # noqa: PLC0415
     from batchaction.textlines import read_todo_text  # noqa: PLC0415

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from batchaction.errors import EXIT_OK, EXIT_TASKS_FAILED, BatchError
+from batchaction.lockwait import active
 from batchaction.planner import Plan
 from batchaction.repo import exclude_lock_file, repository_root
+from batchaction.runlimits import DEADLINE_REASON, RunLimits
 from batchaction.scheduler import Scheduler
 from batchaction.settings import Settings
 from batchaction.signals import recorded_signals
@@ -32,6 +34,8 @@ from batchaction.writeback import PatchResult
 
 if TYPE_CHECKING:
     from batchaction.workspaces import Workspaces
+
+_NOT_STARTED = ("skipped", DEADLINE_REASON)  # what the run deadline left out
 
 
 @dataclass
@@ -52,6 +56,7 @@ class RunRequest:
     retry_backoff: float = 1.0
     # Worktree isolation: "auto" opens it as the settings say; the action opens its own.
     workspaces: Workspaces | Literal["auto"] | None = "auto"
+    limits: RunLimits | None = None  # default: from the settings, the deadline counted from now
 
 
 @dataclass
@@ -107,24 +112,27 @@ def execute(request: RunRequest) -> RunResult:
         verify=settings.verify,
         verify_on="task" if settings.verify_on == "task" else "integrated",
     )
+    limits = request.limits or RunLimits.from_settings(settings, request.reporter.notice)
     scheduler = Scheduler(
         request.plan,
         options,
         submit=writer.submit,
         reporter=request.reporter,
         lines=request.doc.lines,
+        limits=limits,
     )
     started_wall = dt.datetime.now(dt.UTC)
     started = time.monotonic()
     # The scheduler handles signals while it runs; one that comes after it stopped is recorded,
     # not fatal: the statuses still drain, the summaries are still written, the exit is 128+N.
-    with recorded_signals() as late:
+    with recorded_signals() as late, active(limits.lock):
         # While status writes drain, a second signal must not cut them in half.
         final: dict[str, Any] = {"mode": "none"}
         rewritten: list[int] = []
         try:
             runs = scheduler.run()
         finally:
+            limits.stopped()
             with _signals_deferred():
                 writer.close()
                 rewritten = writer.reassert()
@@ -161,6 +169,11 @@ def execute(request: RunRequest) -> RunResult:
             ],
             interrupted_by=signal.Signals(signum).name if signum else None,
             isolation=final,
+            todo_lock=limits.lock.as_summary(),
+            deadline=limits.deadline_summary(
+                scheduler.deadline_hit,
+                sorted(n for n, r in runs.items() if (r.outcome, r.reason) == _NOT_STARTED),
+            ),
         )
         markdown = render_markdown(summary)
         write_outputs(summary, markdown, request.summary_json, request.summary_md)

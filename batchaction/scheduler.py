@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import secrets
 import selectors
@@ -28,6 +29,7 @@ from batchaction import executor
 from batchaction.errors import BatchError
 from batchaction.planner import Plan
 from batchaction.policy import ReadyQueue, retry_delay
+from batchaction.runlimits import DEADLINE_REASON, RunLimits, snapshot
 from batchaction.supervision import Proc, Supervisor, exit_reason, install_handlers
 from batchaction.taskrun import FINISHED, Reporter, RunOptions, TaskRun, duration_text
 from batchaction.workstage import WorkStage
@@ -45,8 +47,13 @@ class Scheduler(WorkStage):
         submit: Callable[[StatusChange], None],
         reporter: Reporter | None = None,
         lines: Sequence[str] = (),
+        limits: RunLimits | None = None,
     ) -> None:
         self.plan = plan
+        self.limits = limits
+        self.deadline = (limits.deadline if limits else None) or math.inf
+        self.deadline_hit = False  # past run-deadline: nothing new starts
+        self.stop_reason, self.started = "interrupted", (0.0, "")  # (monotonic, ISO 8601)
         self.options = options
         self.submit = submit
         self.reporter = reporter or Reporter()
@@ -84,6 +91,7 @@ class Scheduler(WorkStage):
     # -- public -----------------------------------------------------------------------------
 
     def run(self) -> dict[int, TaskRun]:
+        self.started = (time.monotonic(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         for blocked in self.plan.blocked:
             self.submit(StatusChange(blocked.number, "blocked", today(), blocked.reason))
         self.queue.initial()
@@ -130,6 +138,7 @@ class Scheduler(WorkStage):
                 break
             now = time.monotonic()
             moments = sup.moments() + self.queue.next_retry()
+            moments += [self.deadline] if self.deadline < math.inf and not self.stopping else []
             # Capped: epoll refuses waits of more than ~24.8 days (a --timeout of 720h crashed).
             timeout = min(max(0.0, min(moments) - now), MAX_WAIT) if moments else None
             for key, _ in selector.select(timeout):
@@ -143,6 +152,8 @@ class Scheduler(WorkStage):
                     # (None: the exit, reported in the same batch, already drained and closed it.)
                     sup.pump(proc)
             sup.check_deadlines(time.monotonic())
+            if not self.stopping and time.monotonic() >= self.deadline:
+                self._wind_down(sup, DEADLINE_REASON)
             if sup.sweep_due(time.monotonic()):
                 self._launch(sup)  # dependents first: the sweep reads /proc
                 sup.sweep_strays()
@@ -152,7 +163,7 @@ class Scheduler(WorkStage):
     def _launch(self, sup: Supervisor) -> None:
         for number in self.queue.due(time.monotonic()):
             if self.stopping:
-                self._cancel_unstarted(number)
+                self._cancel_unstarted(number, f"not started: {self.stop_reason}")
             else:
                 self.queue.push(number)
         if self.stopping:
@@ -235,6 +246,7 @@ class Scheduler(WorkStage):
     def _finish(self, sup: Supervisor, proc: Proc) -> None:
         returncode = sup.reap(proc)
         run = self.runs[proc.number]
+        run.strays += proc.strays  # what its supervisor had to kill when it ended
         if proc.role == "verify":
             self._verified(sup, run, proc, returncode)
             return
@@ -244,7 +256,7 @@ class Scheduler(WorkStage):
         status, summary, problem = executor.read_result(proc.result_file)
         if proc.cancelled:
             run.outcome = "cancelled"
-            run.reason = "interrupted"
+            run.reason = self.stop_reason
             self.submit(self._restore(run))
         elif proc.stalled:
             run.outcome = "timed-out"
@@ -329,7 +341,9 @@ class Scheduler(WorkStage):
 
     def _cancel_unstarted(self, number: int, reason: str = "not started: interrupted") -> None:
         run = self.runs[number]
-        if run.outcome == "pending":
+        if run.outcome == "pending" and self.deadline_hit and not run.attempts:
+            run.outcome, run.reason = "skipped", DEADLINE_REASON  # never started: TODO untouched
+        elif run.outcome == "pending":
             run.outcome = "cancelled"
             run.reason = reason
             if run.attempts:
@@ -366,17 +380,29 @@ class Scheduler(WorkStage):
 
     def _interrupt(self, sup: Supervisor) -> None:
         assert self.signal_received is not None
-        self.stopping = True
         self.reporter.interrupted(self.signal_received)
+        self._wind_down(sup, "interrupted")
+        if self.limits and self.limits.on_interrupt:  # publish now, before the grace is over
+            self.limits.on_interrupt(self.signal_received, snapshot(
+                self.plan, self.runs, self.options, started=self.started,
+                why=self.stop_reason, signum=self.signal_received))  # fmt: skip
+
+    def _wind_down(self, sup: Supervisor, why: str) -> None:
+        """Start nothing new; running tasks get SIGTERM and the grace (``why``: interrupted or
+        run deadline reached, when tasks not started are skipped)."""
+        self.stopping, self.stop_reason = True, why
+        if why == DEADLINE_REASON:
+            self.deadline_hit = True
+            self.reporter.notice(f"{why}: nothing new starts; running tasks get the grace period")
         sup.cancel_all()
         while self.verify_queue:  # finished, not yet verified: kept, as an interrupted task's
             run = self.runs[self.verify_queue.popleft()]
-            run.outcome, run.reason = "cancelled", "interrupted before its verification"
+            run.outcome, run.reason = "cancelled", f"{why} before its verification"
             self.submit(self._restore(run))
             self._collect_work(run)
             self.reporter.task_finished(run, sup.running())
         for number in self.queue.drain():
-            self._cancel_unstarted(number)
+            self._cancel_unstarted(number, f"not started: {why}")
         for run in self.runs.values():
             if run.outcome == "pending" and not run.attempts:
-                self._cancel_unstarted(run.number)
+                self._cancel_unstarted(run.number, f"not started: {why}")

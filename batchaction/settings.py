@@ -15,6 +15,7 @@ from typing import Any
 
 from batchaction.depfields import OWN_FIELDS, normalize
 from batchaction.errors import BatchError
+from batchaction.executoruser import parse_setting as _executor_user
 from batchaction.selection import DEFAULT_MAX_TASKS
 
 DEFAULT_CONFIG = Path(".github/batchaction.yml")
@@ -138,7 +139,26 @@ def _field_names(value: Any, name: str) -> tuple[str, ...]:
     return names
 
 
+_SIZE = re.compile(r"(\d+)\s*(b|k|kb|kib|m|mb|mib)?")
+
+
+def _bytes(value: Any, name: str) -> int:
+    """A size in bytes from ``65536``, ``64k``, ``64 KiB``, ``1M`` (k and M are binary, as
+    KiB and MiB); zero allowed."""
+    match = _SIZE.fullmatch(str(value).strip().lower()) if not isinstance(value, bool) else None
+    if match is None:
+        raise BatchError(f"invalid {name} {value!r}: expected a size like 65536, 64KiB or 1MiB")
+    return int(match[1]) * {"k": 1024, "m": 1024 * 1024}.get((match[2] or "b")[0], 1)
+
+
 def _seconds(value: Any, name: str) -> float:
+    return parse_duration(value, name)
+
+
+def _seconds_or_none(value: Any, name: str) -> float | None:
+    """A duration, or ``none``/``off`` for no limit."""
+    if str(value).strip().lower() in ("none", "off"):
+        return None
     return parse_duration(value, name)
 
 
@@ -179,6 +199,11 @@ class Settings:
     verify_on: str = "integrated"  # integrated (on the tip with the task's work) or task
     stall_timeout: float | None = None  # seconds without output before a task is stopped
     push_failed_branches: bool = False  # action: push the branches that keep unintegrated work
+    executor_user: str = "auto"  # action as root: auto (the workspace owner), root, UID[:GID]
+    lock_timeout: float = 60.0  # seconds a run may wait for the TODO lock, in all
+    run_deadline: float | None = None  # seconds after the start: nothing new starts past it
+    push_every: float = 600.0  # action, worktrees: push integrated work at most this often
+    log_excerpt: int = 64 * 1024  # action: bytes of each task's log printed in the job log
 
     def with_values(self, values: Mapping[str, Any], origin: str) -> Settings:
         """A copy with kebab-case ``values`` applied; unknown keys and bad values -> exit 2."""
@@ -238,6 +263,11 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "verify-on": _choice("integrated", "task"),
     "stall-timeout": _seconds,
     "push-failed-branches": _bool,
+    "executor-user": _executor_user,
+    "lock-timeout": _seconds,
+    "run-deadline": _seconds_or_none,
+    "push-every": _seconds,
+    "log-excerpt": _bytes,
     "dependency-fields": _field_names,
     "reverse-dependency-fields": _field_names,
 }
@@ -280,11 +310,18 @@ def load_config(path: Path, *, required: bool) -> dict[str, Any]:
     return {str(key): value for key, value in data.items()}
 
 
-def resolve(flags: Mapping[str, Any], config_path: Path | None, base: Path = Path()) -> Settings:
-    """Default < config file < flags. ``flags`` maps kebab-case keys to given values."""
+def resolve(
+    flags: Mapping[str, Any],
+    config_path: Path | None,
+    base: Path = Path(),
+    defaults: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Default < ``defaults`` (kebab-case keys: the environment's, e.g. under GitHub Actions)
+    < config file < flags. ``flags`` maps kebab-case keys to given values."""
     explicit = config_path is not None
     path = config_path if config_path is not None else base / DEFAULT_CONFIG
-    settings = Settings().with_values(load_config(path, required=explicit), str(path))
+    settings = Settings().with_values(defaults or {}, "defaults")
+    settings = settings.with_values(load_config(path, required=explicit), str(path))
     return settings.with_values(flags, "command line")
 
 

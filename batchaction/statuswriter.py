@@ -2,7 +2,9 @@
 
 The scheduler never waits on the disk: it queues a change and goes on. A write that keeps
 failing (read-only file, full disk) is retried with backoff, then given up as a warning; the
-changes that did not land are listed in the summary.
+changes that did not land are listed in the summary. A write that finds the lock held past the
+run's ``lock-timeout`` (``lockwait.py``) keeps its changes, in order, for the next write; what
+is still held when the writer closes is tried once more, then listed as not written.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from batchaction.errors import BatchError
+from batchaction.lockwait import LockUnavailableError, current
 from batchaction.status import DEFAULT_TABLE, StatusTable
 from batchaction.textlines import decode_todo
 from batchaction.writeback import PatchResult, StatusChange, apply_changes, write_changes
@@ -50,6 +53,7 @@ class StatusWriter:
         self.last: dict[int, StatusChange] = {}  # each task's last change written
         self.writes = 0
         self._pending: list[StatusChange] = []
+        self._held: list[StatusChange] = []  # kept back by a held lock, oldest first
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
@@ -83,6 +87,13 @@ class StatusWriter:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
+        if self._held:  # one last try; what still cannot be written is reported
+            held, self._held = self._held, []
+            try:
+                self._landed(write_changes(self.todo, held, self.table, self.markers))
+            except (OSError, BatchError) as exc:
+                message = str(exc) if isinstance(exc, BatchError) else f"{exc.strerror or exc}"
+                self.failed.extend(FailedUpdate(change, message) for change in held)
 
     def _run(self) -> None:
         while True:
@@ -98,20 +109,26 @@ class StatusWriter:
                 batch, self._pending = self._pending, []
                 self._busy = True
                 self._last_write = time.monotonic()
+            waited = _lock_waited()
             try:
                 self._write(batch)
             finally:
-                # Busy at most about a fifth of the time, however large the file.
-                spent = time.monotonic() - self._last_write
+                # Busy at most about a fifth of the time, however large the file (time spent
+                # waiting for the lock is not the file's size).
+                spent = time.monotonic() - self._last_write - (_lock_waited() - waited)
                 self._interval = max(self._min_interval, 4 * spent)
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
     def _write(self, batch: list[StatusChange]) -> None:
+        batch, self._held = self._held + batch, []
         try:
             try:
                 result = write_changes(self.todo, batch, self.table, self.markers)
+            except LockUnavailableError:
+                self._held = batch  # the lock's wait is spent: kept for a later write
+                return
             except OSError:
                 if self._attempts <= 1:
                     raise
@@ -120,6 +137,9 @@ class StatusWriter:
             message = str(exc) if isinstance(exc, BatchError) else f"{exc.strerror or exc}"
             self.failed.extend(FailedUpdate(change, message) for change in batch)
             return
+        self._landed(result)
+
+    def _landed(self, result: PatchResult) -> None:
         self.writes += 1
         self.missing.extend(result.missing)
         for change in result.applied:
@@ -160,3 +180,9 @@ class StatusWriter:
         )
         time.sleep(self._backoff)
         return retrying(write_changes, self.todo, batch, self.table, self.markers)
+
+
+def _lock_waited() -> float:
+    """Seconds the run has waited for the TODO lock so far (0 outside a run)."""
+    budget = current()
+    return budget.waited if budget is not None else 0.0

@@ -56,6 +56,8 @@ def build_summary(
     interrupted_by: str | None = None,
     commit: Mapping[str, Any] | None = None,
     isolation: Mapping[str, Any] | None = None,
+    todo_lock: Mapping[str, Any] | None = None,
+    deadline: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     tasks = [
         {
@@ -73,13 +75,19 @@ def build_summary(
             "log_tail": list(run.log_tail),
             "branch": run.branch,
             "integrated_commits": run.commits,
+            "strays": [dict(stray) for stray in run.strays],
         }
         for run in sorted(runs.values(), key=lambda r: (r.wave or 10**9, r.number))
     ]
     counts = dict.fromkeys(OUTCOMES, 0)
     for run in runs.values():
         counts[run.outcome] = counts.get(run.outcome, 0) + 1
-    counts["skipped"] = len(plan.skipped)
+    counts["skipped"] += len(plan.skipped)
+    # Not "success" when the batch did not finish for lack of time, or when statuses did not
+    # reach TODO.md (a held lock, a file deleted, made binary or read-only).
+    unwritten = bool(failed_updates)
+    cut_short = bool(deadline and deadline.get("reached"))
+    result = result_of(counts, interrupted_by is not None)
     return {
         "version": __version__,
         "selection": list(plan.selection),
@@ -101,7 +109,9 @@ def build_summary(
         "commit": dict(commit) if commit else {"sha": None, "pushed": False, "attempts": 0},
         "isolation": dict(isolation) if isolation else {"mode": "none"},
         "interrupted_by": interrupted_by,
-        "result": result_of(counts, interrupted_by is not None),
+        "todo_lock": dict(todo_lock) if todo_lock else None,
+        "deadline": dict(deadline) if deadline else None,
+        "result": "failure" if result == "success" and (unwritten or cut_short) else result,
     }
 
 
@@ -124,13 +134,25 @@ def counts_line(summary: Mapping[str, Any]) -> str:
     parts = [f"{EMOJI[o]} {counts[o]} {o.replace('-', ' ')}" for o in OUTCOMES if counts.get(o)]
     ran = sum(counts[o] for o in OUTCOMES if o != "skipped")
     head = f"**batchaction** {summary['result']}: {ran} task{'s' if ran != 1 else ''}"
-    return head + (" · " + " · ".join(parts) if parts else "")
+    return head + "".join(f" · {part}" for part in (*parts, *trouble(summary)))
+
+
+def trouble(summary: Mapping[str, Any]) -> list[str]:
+    """What went wrong besides the tasks, for the header: statuses that did not reach the TODO
+    file, a status commit that was not pushed."""
+    found = []
+    if summary.get("status_updates_failed"):
+        found.append(f"⚠️ statuses not written to {_cell(summary.get('todo') or 'TODO.md')}")
+    commit = summary.get("commit") or {}
+    if commit.get("error"):
+        found.append("⚠️ not pushed" if not commit.get("pushed") else "⚠️ statuses not committed")
+    return found
 
 
 def next_steps(summary: Mapping[str, Any]) -> list[str]:
     tasks = summary["tasks"]
     broken = [t["number"] for t in tasks if t["outcome"] in ("failed", "timed-out")]
-    again = [t["number"] for t in tasks if t["outcome"] in ("blocked", "cancelled")]
+    again = [t["number"] for t in tasks if t["outcome"] in ("blocked", "cancelled", "skipped")]
     steps: list[str] = []
     if broken:
         rerun = format_selection(broken + again)
@@ -149,6 +171,32 @@ def next_steps(summary: Mapping[str, Any]) -> list[str]:
             "check that it is writable."
         )
     return steps
+
+
+def limit_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Markdown lines on the TODO lock's wait and the run deadline, when they mattered."""
+    out: list[str] = []
+    lock = summary.get("todo_lock") or {}
+    if lock.get("waited_s"):
+        line = (
+            f"Waited {_duration(lock['waited_s'])} for the TODO lock `{_cell(lock.get('path'))}` "
+            f"(held by {_cell(lock.get('holder'))}; lock-timeout {_duration(lock['timeout_s'])})."
+        )
+        if lock.get("gave_up"):
+            unwritten = len(summary.get("status_updates_failed") or [])
+            line += f" **TODO.md was not written**: {unwritten} status update(s) did not land."
+        out += [line, ""]
+    deadline = summary.get("deadline") or {}
+    if deadline.get("reached"):
+        left = deadline.get("not_started") or []
+        out += [
+            f"**Run deadline reached** ({_duration(deadline['seconds'])}): "
+            f"{len(left)} task(s) not started"
+            + (f" ({format_selection(left)})" if left else "")
+            + "; running tasks were stopped.",
+            "",
+        ]
+    return out
 
 
 def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
@@ -184,6 +232,8 @@ def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> 
                 "</details>",
                 "",
             ]
+    out += limit_lines(summary)
+    out += _strays(summary["tasks"])
     isolation = summary.get("isolation") or {}
     if isolation.get("message"):
         out += [f"Work: {_cell(isolation['message'])}", ""]
@@ -199,6 +249,21 @@ def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> 
     if len(text) > limit:
         text = _truncate(text, limit)
     return text
+
+
+def _strays(tasks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Markdown lines naming the processes each task left running, which were killed when it
+    ended (``strays``: ``{"pid", "command"}``); none when there were none."""
+    rows = [
+        f"- **{task['number']}** {_cell(task['title'])}: <code>{_cell(stray['command'])}</code> "
+        f"(pid {int(stray['pid'])})"
+        for task in tasks
+        for stray in task.get("strays") or ()
+    ]
+    if not rows:
+        return []
+    head = f"<summary>{len(rows)} left running by their task, killed when it ended</summary>"
+    return ["<details>", head, "", *rows, "</details>", ""]
 
 
 def _truncate(text: str, limit: int) -> str:

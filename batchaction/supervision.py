@@ -1,14 +1,17 @@
-"""Process supervision: executors as process groups, their output, deadlines and signals.
+"""Process supervision: executors under their supervisors, their output, deadlines and signals.
 
-Each executor is ``/bin/sh -c`` leading a new process group (``executor.spawn``). Its exit is
-watched through a pidfd and its output through a pipe, both in the scheduler's ``selectors``
-loop; its output goes to its log file, whole lines to the reporter. A timeout or an interrupt
-sends SIGTERM to the whole group, then SIGKILL after the grace period. A group whose leader
-exited while others of it still run lingers until it is empty or its grace is over, and
-nothing that was started outlives the run: not even a daemon that left the group with
-``setsid``. Every executor gets a token in its environment (``BATCH_RUN_TOKEN``), which its
-descendants inherit; when a task ends, processes that still carry its token are found in
-``/proc`` and stopped like its group.
+Each executor is ``/bin/sh -c`` leading a process group of its own under a per-task supervisor
+(``subreaper.py``, started by ``executor.spawn`` in a session of its own), a child subreaper
+that outlives it until every process of the task is gone, and exits as it did. The
+supervisor's exit is watched through a pidfd and the output through a pipe, both in the
+scheduler's ``selectors`` loop; output goes to the task's log file, whole lines to the
+reporter. A timeout or an interrupt sends SIGTERM to the supervisor, which forwards it to the
+executor's group; when the grace period is over, the supervisor is asked to SIGKILL everything
+(``executor.request_kill``), and is killed itself if it does not end. What the executor left
+running (``setsid`` daemons, double forks: strays) the supervisor stops before it exits, and
+names in its report. Should a supervisor die before its task's processes (killed by its own
+task), its executor's group lingers until it is empty or its grace is over, and the processes
+that carry the task's ``BATCH_RUN_TOKEN`` are found in ``/proc`` and stopped like it.
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchaction import executor
+from batchaction.subreaper import read_report
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SWEEP_EVERY = 0.2  # seconds between two reads of /proc for strays (one read serves many tasks)
+KILL_WAIT = 5.0  # seconds a supervisor gets to end after it was asked to kill its task
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Proc:
     deadline: float
     log_fd: int
     result_file: Path
+    report_fd: int = -1  # where the supervisor writes its report (subreaper.py)
     token: str = ""
     pipe: int | None = None
     partial: bytes = b""
@@ -54,6 +60,8 @@ class Proc:
     log_size: int = 0
     stalled: bool = False
     role: str = "task"  # or "verify": the --verify command run for the task
+    kill_requested: bool = False  # the supervisor was asked to SIGKILL the task
+    strays: list[dict[str, Any]] = field(default_factory=list)  # {"pid", "command"}, killed
 
     def stall_check(self) -> float | None:
         """When its silence is next looked at: the stall deadline, or (output going straight
@@ -106,7 +114,15 @@ class Supervisor:
     ) -> Proc:
         """Start an executor and watch it; ``timeout`` and ``stall`` (no output for that
         long) in seconds. Raises OSError when it cannot be started."""
-        popen = executor.spawn(command, cwd=cwd, env=env, log=log_fd, stream=stream)
+        report_fd = os.memfd_create("batchaction-task-report")
+        try:
+            popen = executor.spawn(
+                command, cwd=cwd, env=env, log=log_fd, stream=stream, grace=self.grace,
+                report=report_fd,
+            )  # fmt: skip
+        except BaseException:
+            os.close(report_fd)
+            raise
         now = time.monotonic()
         pidfd = os.pidfd_open(popen.pid)
         proc = Proc(
@@ -118,6 +134,7 @@ class Supervisor:
             deadline=now + timeout,
             log_fd=log_fd,
             result_file=result_file,
+            report_fd=report_fd,
             token=token,
             stall=stall,
             active_at=now,
@@ -167,8 +184,10 @@ class Supervisor:
             proc.pipe = None
 
     def reap(self, proc: Proc) -> int:
-        """The exit of ``proc``'s leader: drain its output, close its fds, and let the rest of
-        its group linger (SIGTERM now, SIGKILL when the grace is over). Returns its exit code."""
+        """The exit of ``proc``'s supervisor: drain the output, close the fds, read its report
+        (``proc.strays``). Returns the executor's exit code (negative: the signal that killed
+        it); the supervisor's own when it died before reporting it. Only then may processes of
+        the task be left: they linger (SIGTERM now, SIGKILL when the grace is over)."""
         returncode = proc.popen.wait()
         self.selector.unregister(proc.pidfd)
         os.close(proc.pidfd)
@@ -177,13 +196,19 @@ class Supervisor:
             self.pump(proc, final=True)
             self._close_pipe(proc)
         os.close(proc.log_fd)
-        if executor.group_alive(proc.pgid):
-            executor.terminate_group(proc.pgid)
-            # The grace period that began with a timeout or interrupt goes on; it is not
-            # granted twice. A leader that exited by itself leaves its group a full one.
-            full = time.monotonic() + self.grace
-            kill_at = full if proc.kill_at is None else min(proc.kill_at, full)
-            self.lingering.append(Lingering(proc.pgid, kill_at))
+        report = read_report(proc.report_fd)
+        os.close(proc.report_fd)
+        proc.strays = report.strays
+        if report.returncode is not None:
+            return report.returncode
+        for pgid in {proc.pgid, report.executor or proc.pgid}:
+            if executor.group_alive(pgid):
+                executor.terminate_group(pgid)
+                # The grace period that began with a timeout or interrupt goes on; it is not
+                # granted twice.
+                full = time.monotonic() + self.grace
+                kill_at = full if proc.kill_at is None else min(proc.kill_at, full)
+                self.lingering.append(Lingering(pgid, kill_at))
         if proc.token:
             self.sweep.append(proc.token)
         return returncode
@@ -235,8 +260,7 @@ class Supervisor:
     def check_deadlines(self, now: float) -> None:
         for proc in list(self.procs.values()):
             if proc.kill_at is not None and now >= proc.kill_at:
-                executor.kill_group(proc.pgid)
-                proc.kill_at = now + 3600  # killed; wait for the exit event
+                self._kill(proc, now)
             elif proc.kill_at is None and now >= proc.deadline:
                 proc.timed_out = True
                 executor.terminate_group(proc.pgid)
@@ -282,19 +306,44 @@ class Supervisor:
 
     def kill_now(self) -> None:
         """A second Ctrl-C: no more grace, for running tasks and lingering groups."""
+        now = time.monotonic()
         for proc in self.procs.values():
-            executor.kill_group(proc.pgid)
+            if not proc.kill_requested:
+                self._kill(proc, now)
         for linger in self.lingering:
             executor.kill_group(linger.pgid)
 
+    def _kill(self, proc: Proc, now: float) -> None:
+        """Ask the supervisor to SIGKILL its task; if it is still there KILL_WAIT seconds later,
+        SIGKILL it and its executor's group (what is left is swept as lingering)."""
+        if not proc.kill_requested:
+            proc.kill_requested = True
+            executor.request_kill(proc.pgid)
+            proc.kill_at = now + KILL_WAIT
+            return
+        executor.kill_group(proc.pgid)
+        report = read_report(proc.report_fd)
+        if report.executor is not None:
+            executor.kill_group(report.executor)
+        proc.kill_at = now + 3600  # killed; wait for the exit event
+
     def kill_everything(self, hurry: Callable[[], bool], token_prefix: str | None = None) -> None:
         """Nothing we started outlives the run."""
+        for proc in self.procs.values():
+            if not proc.kill_requested:
+                self._kill(proc, time.monotonic())
+        due = time.monotonic() + KILL_WAIT  # one wait for all of them, not one each
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.0, due - time.monotonic()))
+            if proc.popen.poll() is None:
+                self._kill(proc, time.monotonic())
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(timeout=5)
+            with contextlib.suppress(OSError):
+                os.close(proc.report_fd)
         if token_prefix is not None:
             self.sweep_strays(token_prefix)
-        for proc in self.procs.values():
-            executor.kill_group(proc.pgid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=5)
         for linger in self.lingering:
             # The grace period each group got when it was sent SIGTERM, not a new one.
             while executor.group_alive(linger.pgid) and time.monotonic() < linger.kill_at:

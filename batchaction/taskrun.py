@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from batchaction.workspaces import Workspaces
@@ -38,6 +38,7 @@ class TaskRun:
     previous_status: str = ""
     branch: str | None = None  # where work that was not integrated is kept (worktree isolation)
     commits: int = 0  # commits integrated (worktree isolation)
+    strays: list[dict[str, Any]] = field(default_factory=list)  # {"pid", "command"}: killed
 
 
 @dataclass(frozen=True)

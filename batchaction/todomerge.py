@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
+from batchaction.gitenv import git_environment, own_git
 from batchaction.todo import Task, TodoDocument, parse_todo
 
 
@@ -51,7 +52,8 @@ def merge_file(ours: str, base: str, theirs: str) -> str:
             path.write_bytes(text.encode("utf-8"))
             paths.append(str(path))
         proc = subprocess.run(
-            ["git", "merge-file", "-p", "--ours", *paths],
+            own_git("merge-file", "-p", "--ours", *paths),
+            env=git_environment(),
             capture_output=True,
             check=False,
             stdin=subprocess.DEVNULL,

@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import shlex
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
-
 from batchaction.gitops import GitError, current_branch, git
 from batchaction.integration import IntegrationRef
+from batchaction.lockwait import lock_or_go_on
 from batchaction.repo import new_run_id
 from batchaction.salvage import salvage_orphans
 from batchaction.todomerge import merge_task_edits
@@ -304,9 +304,10 @@ class Workspaces:
         if kept is not None:
             git("branch", "--delete", "--force", kept, cwd=self.repo, check=False)
 
-    def _todo_lock(self) -> FileLock:
-        """The shared TODO file's lock, as the status writer takes it."""
-        return FileLock(lock_path(self.todo), thread_local=False, timeout=60)
+    def _todo_lock(self) -> AbstractContextManager[bool]:
+        """The shared TODO file's lock, as the status writer takes it, under the run's
+        ``lock-timeout``; once that is spent, this work goes on without it (``lockwait.py``)."""
+        return lock_or_go_on(lock_path(self.todo))
 
     def _todo_copy(self, tree: Worktree) -> str | None:
         """The task's TODO copy as it left it, or None (deleted, unreadable, not UTF-8)."""

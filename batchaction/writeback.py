@@ -35,7 +35,7 @@ _FIELDS: Mapping[str, tuple[str, str | None]] = {
     "failed": ("Failed", "Failure Reason"),
     "blocked": ("Blocked", "Blocking Reason"),
 }
-_LIFECYCLE = frozenset(
+LIFECYCLE_FIELDS = frozenset(
     name.lower() for pair in _FIELDS.values() for name in pair if name is not None
 )
 # The fields an outcome makes untrue, removed when it is written. A dated field goes only
@@ -167,7 +167,7 @@ def patch_status(
     # After Status, or after the lifecycle fields that already follow it.
     anchor = max(
         [status.line]
-        + [f.line for f in task.fields if f.key in _LIFECYCLE and f.line > status.line]
+        + [f.line for f in task.fields if f.key in LIFECYCLE_FIELDS and f.line > status.line]
     )
     # Paragraph-style fields ending in a two-space line break: new ones need it too, or GitHub
     # runs them into one line (list items need none).
@@ -231,7 +231,9 @@ def _restore(lines: list[str], task: Task, change: StatusChange, style: MarkerSt
         return lines
     present = {f.key for f in (*now.fields, *now.repeated)}
     missing = [
-        original[f.line] for f in before.fields if f.key in _LIFECYCLE and f.key not in present
+        original[f.line]
+        for f in before.fields
+        if f.key in LIFECYCLE_FIELDS and f.key not in present
     ]
     status_now = now.field("status")
     if missing and status_now is not None:
@@ -254,7 +256,7 @@ def _restore_fields(
     removed: list[int] = []
     for name, value in previous:
         key = name.lower()
-        existing = task.field(key) if key in _LIFECYCLE else None
+        existing = task.field(key) if key in LIFECYCLE_FIELDS else None
         if existing is None:
             continue
         if value is None:
@@ -371,28 +373,18 @@ def write_changes(
     markers: Mapping[str, str] | None = None,
     lock_timeout: float = 60.0,
 ) -> PatchResult:
-    """Lock, re-read, patch and atomically replace TODO.md. Raises OSError on I/O failure."""
+    """Lock, re-read, patch and atomically replace TODO.md. Raises OSError on I/O failure,
+    ``lockwait.LockUnavailable`` (an OSError) when the lock stayed held: for ``lock_timeout``
+    seconds, or what is left of the run's lock budget when one is active."""
     # Imported on first use: the first write happens in the writer thread while the
     # scheduler is already starting tasks, so the import is off the start-up path.
-    from filelock import FileLock, Timeout  # noqa: PLC0415
+    from batchaction.lockwait import todo_lock  # noqa: PLC0415
 
-    lock = FileLock(
-        lock_path(todo),
-        timeout=lock_timeout,
-        thread_local=False,
-        preserve_lock_file=True,
-        fallback_to_soft=False,
-    )
-    try:
-        with lock:
-            remove_stale_temp_files(todo)
-            data = todo.read_bytes()
-            result = apply_changes(decode_todo(data, str(todo)), changes, table, markers)
-            new = result.text.encode("utf-8")
-            if new != data:
-                atomic_replace(todo, new)
-            return result
-    except Timeout:
-        raise TimeoutError(
-            f"{lock_path(todo)} stayed locked for {lock_timeout:.0f}s by another process"
-        ) from None
+    with todo_lock(lock_path(todo), lock_timeout):
+        remove_stale_temp_files(todo)
+        data = todo.read_bytes()
+        result = apply_changes(decode_todo(data, str(todo)), changes, table, markers)
+        new = result.text.encode("utf-8")
+        if new != data:
+            atomic_replace(todo, new)
+        return result

@@ -11,6 +11,11 @@ is installed (apt package ``time``), else from a wrapper child that reads
 - run of 500 tasks (``true``) selected from that file;
 - an executor printing 200 MB (lines of 82 bytes), with ``--stream`` and ``--no-stream``;
 - a TODO.md holding a 100 MB line: in a task's description, and as a Status value (plan, run);
+- ``batchaction action`` (a dispatched run, pushed to a local bare remote) whose one task
+  prints 1 GB on one line, a progress bar redrawn with ``\r`` and no line break: peak RSS of
+  the action process itself (``VmHWM`` in ``/proc/<pid>/status``, read every 50 ms until it
+  exits) and of its largest process (GNU time), and the bytes the job log gets (the action's
+  stdout and stderr) against the size of the task's whole log;
 - per-task time of ``run`` for 50 and 500 no-op tasks (the run's own ``duration_s`` over the
   number of tasks, best of ``--runs``, the two sizes taking turns) and their ratio: about 1
   when the cost per task does not grow with the number of tasks.
@@ -123,6 +128,98 @@ def run_args(selection: str, executor: str, *extra: str) -> list[str]:
     return [*batchaction_argv(), "run", selection, "--executor", executor, *extra]
 
 
+PROGRESS = "yes 'progress 42% [##########          ]' | tr '\\n' '\\r' | head -c {size}"
+
+
+class ActionCost(NamedTuple):
+    wall: float  # seconds
+    action_mb: float  # peak RSS of the action process
+    tree_mb: float  # peak RSS of the largest process (GNU time's %M), 0 without GNU time
+    job_log: int  # bytes the action wrote to stdout and stderr
+    task_log: int  # bytes of the task's whole log
+
+
+def action_with_big_line(root: Path, size: int, env: dict[str, str]) -> ActionCost:
+    """Run ``batchaction action`` on a one-task repository whose executor prints ``size``
+    bytes without a line break (``PROGRESS``), then a last line."""
+    remote, work = root / "remote.git", root / "action-workspace"
+    git = ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(remote)], cwd=work, check=True)
+    (work / "TODO.md").write_text(many_tasks(1), encoding="utf-8")
+    subprocess.run([*git, "add", "TODO.md"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-qm", "tasks"], cwd=work, check=True)
+    subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=work, check=True)
+    event = root / "event.json"
+    event.write_text(json.dumps({"inputs": {"tasks": "1"}, "ref": "refs/heads/main"}))
+    executor = PROGRESS.format(size=size) + "; echo; echo done"
+    action_env = {
+        **env,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "workflow_dispatch",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_WORKSPACE": str(work),
+        "GITHUB_REPOSITORY": "bench/resources",
+        "GITHUB_RUN_ID": "1",
+        "GITHUB_OUTPUT": str(root / "output.txt"),
+        "GITHUB_STEP_SUMMARY": str(root / "step-summary.md"),
+        "INPUT_EXECUTOR": executor,
+        "INPUT_TIMEOUT": "1h",
+    }
+    gnu_time = shutil.which("time")
+    report = root / "time.txt"
+    timed = [gnu_time, "-o", str(report), "-f", "%M"] if gnu_time else []
+    out, err = root / "job-stdout.txt", root / "job-stderr.txt"
+    started = time.monotonic()
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*timed, *batchaction_argv(), "action"],
+            cwd=root,
+            env=action_env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        action_kb = 0
+        while proc.poll() is None:
+            action_kb = max(action_kb, _action_peak_kb(proc.pid, timed=bool(timed)))
+            time.sleep(0.05)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        tail = err.read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise SystemExit(f"batchaction action failed ({proc.returncode}):\n{tail}")
+    (task_log,) = (work / ".batchaction" / "logs").glob("run-*/task-1.log")
+    tree_kb = int(report.read_text(encoding="utf-8").split()[-1]) if timed else 0
+    return ActionCost(
+        wall,
+        action_kb / 1024,
+        tree_kb / 1024,
+        out.stat().st_size + err.stat().st_size,
+        task_log.stat().st_size,
+    )
+
+
+def _action_peak_kb(pid: int, *, timed: bool) -> int:
+    """``VmHWM`` (peak RSS, KiB) of the action: ``pid`` itself, or its child under GNU time."""
+    if timed:
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return 0
+        if not children:
+            return 0
+        pid = int(children[0])
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
 def per_task_ms(root: Path, counts: Sequence[int], runs: int, env: dict[str, str]) -> list[float]:
     """The run's own duration per task (interpreter start excluded) for each of ``counts``:
     best of ``runs``, the sizes taking turns so that they see the same load."""
@@ -190,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             shutil.rmtree(work)
 
+        big = 1_000_000_000 // scale
+        cost = action_with_big_line(workdir(root, "action"), big, env)
+        shutil.rmtree(root / "action")
+
         started = time.monotonic()
         per_small, per_large = per_task_ms(root, (small, large), runs, env)
         scaling_wall = time.monotonic() - started
@@ -198,6 +299,19 @@ def main(argv: list[str] | None = None) -> int:
         "Peak RSS and wall time",
         ["case", "peak RSS MB", "wall s"],
         [(name, f"{peak:.1f}", f"{wall:.2f}") for name, wall, peak in rows],
+    )
+    print_table(
+        f"action, one task printing {big / 1e9:g} GB on one line (\\r, no line break)",
+        ["peak RSS MB: action", "largest process", "job log bytes", "task log bytes", "wall s"],
+        [
+            (
+                f"{cost.action_mb:.1f}",
+                f"{cost.tree_mb:.1f}",
+                f"{cost.job_log:,}",
+                f"{cost.task_log:,}",
+                f"{cost.wall:.1f}",
+            )
+        ],
     )
     print_table(
         f"run of no-op tasks: time per task (best of {runs}; {scaling_wall:.1f} s in all)",

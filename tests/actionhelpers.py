@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import json
 import os
 import shlex
@@ -109,8 +110,10 @@ def comment_event(
     on_pull_request: bool = True,
     sender: str = COMMENTER,
     sender_type: str = "User",
+    created_at: str | None = None,
 ) -> dict[str, Any]:
-    """An ``issue_comment`` payload (from the real examples) for a comment holding ``body``."""
+    """An ``issue_comment`` payload (from the real examples) for a comment holding ``body``,
+    made at ``created_at`` (ISO 8601; default: now, after the sandbox's commits)."""
     name = f"issue_comment-{'edited' if action == 'edited' else 'created'}.payload.json"
     payload = load_fixture(name)
     payload["action"] = action
@@ -118,6 +121,8 @@ def comment_event(
     payload["comment"]["id"] = COMMENT_ID
     payload["comment"]["user"]["login"] = sender
     payload["comment"]["user"]["type"] = sender_type
+    stamp = created_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    payload["comment"]["created_at"] = payload["comment"]["updated_at"] = stamp
     issue = payload["issue"]
     issue["number"] = PR_NUMBER
     issue.pop("pull_request", None)
@@ -238,8 +243,10 @@ class ApiStub:
         pull: dict[str, Any] | None = None,
         permission_status: int = 200,
         write_status: int = 201,
+        timeline: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Answer the permission, pull, reaction and comment calls (writes: ``write_status``)."""
+        """Answer the permission, pull, timeline (``timeline``, default empty), reaction and
+        comment calls (writes: ``write_status``)."""
         base = f"/repos/{REPOSITORY}"
         perm = self.server.expect_request(
             f"{base}/collaborators/{COMMENTER}/permission", method="GET"
@@ -258,6 +265,9 @@ class ApiStub:
             self.server.expect_request(f"{base}/pulls/{PR_NUMBER}", method="GET").respond_with_json(
                 pull
             )
+        self.server.expect_request(
+            f"{base}/issues/{PR_NUMBER}/timeline", method="GET"
+        ).respond_with_json(timeline or [])
         self.server.expect_request(
             f"{base}/issues/comments/{COMMENT_ID}/reactions", method="POST"
         ).respond_with_json(

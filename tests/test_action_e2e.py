@@ -255,7 +255,8 @@ class TestAuthorizedComment:
     ) -> None:
         """With ``allow-forks: true`` the tasks run on the fork's head, fetched as
         ``refs/pull/N/head`` at the sha the API gave, even when the fork's branch shares a name
-        with one of ours; nothing is pushed and the run says why."""
+        with one of ours, when the comment pins that sha; nothing is pushed and the run says
+        why."""
         fork = sandbox.clone(sandbox.root / "fork", "feature")
         (fork / "from-the-fork.txt").write_text("fork change\n", encoding="utf-8")
         sandbox.git("add", "from-the-fork.txt", cwd=fork)
@@ -267,7 +268,9 @@ class TestAuthorizedComment:
         api.serve(
             role="write", pull=pull_answer("main", fork_sha, head_repo="stranger/hello-tasks")
         )
-        run = comment_run(sandbox, api, "/task 1-3", inputs={"allow-forks": "true"})
+        run = comment_run(
+            sandbox, api, f"/task 1-3 @{fork_sha[:7]}", inputs={"allow-forks": "true"}
+        )
         assert run.code == 0, run.err
         assert sandbox.ran() == ["ran-1", "ran-2", "ran-3"]
         assert sandbox.refs() == before

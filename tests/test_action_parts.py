@@ -13,6 +13,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from batchaction import action
+from batchaction.actioncontext import Context
 from batchaction.ghevent import Trigger
 from batchaction.github import GitHub
 from batchaction.workflow import Workflow
@@ -41,9 +42,9 @@ def global_safe_directories() -> list[str]:
     return out.stdout.split()
 
 
-def context(workspace: Path, env: dict[str, str], gh: GitHub | None = None) -> action.Context:
+def context(workspace: Path, env: dict[str, str], gh: GitHub | None = None) -> Context:
     trigger = Trigger("comment", owner="octo-org", repo="hello", pr_number=7, comment_id=1)
-    return action.Context(env, Workflow(env, io.StringIO()), workspace, TOKEN, gh, trigger)
+    return Context(env, Workflow(env, io.StringIO()), workspace, TOKEN, gh, trigger)
 
 
 class TestSafeDirectory:
@@ -74,6 +75,8 @@ class TestTokenAuthentication:
 
         def handler(request: Request) -> Response:
             seen.append(request.headers.get("Authorization", ""))
+            if not seen[-1]:  # git sends credentials once asked for them, as GitHub does
+                return Response("", status=401, headers={"WWW-Authenticate": 'Basic realm="x"'})
             return Response("not here", status=404)
 
         httpserver.expect_request("/octo-org/hello.git/info/refs").respond_with_handler(handler)
@@ -83,12 +86,11 @@ class TestTokenAuthentication:
         remote = f"{server}/octo-org/hello.git"
         subprocess.run(["git", "remote", "add", "origin", remote], cwd=workspace, check=True)
         ctx = context(workspace, {"GITHUB_SERVER_URL": server})
-        env = ctx.git_auth_env()
-        fetched = action.gitops.git("fetch", "origin", cwd=workspace, env=env, check=False)
+        access = ctx.remote_access()
+        fetched = action.gitops.git("fetch", "origin", cwd=workspace, access=access, check=False)
         assert fetched.returncode != 0  # the server has no repository; the header is the point
         expected = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
-        assert seen
-        assert seen[0].lower() == f"basic {expected}".lower()
+        assert seen[-1].lower() == f"basic {expected}".lower()
         stored = (workspace / ".git" / "config").read_text(encoding="utf-8")
         assert TOKEN not in stored
         assert expected not in stored
@@ -103,7 +105,7 @@ class TestTokenAuthentication:
             cwd=workspace,
             check=True,
         )
-        assert context(workspace, {}).git_auth_env() == {}
+        assert context(workspace, {}).remote_access().token is None
 
 
 class TestReplyLength:

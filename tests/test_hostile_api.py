@@ -90,6 +90,9 @@ def test_a_reply_stored_before_a_502_is_not_posted_again(sandbox: Sandbox, api: 
         pull_answer("feature", sandbox.feature_sha)
     )
     api.server.expect_request(
+        f"{BASE}/issues/{PR_NUMBER}/timeline", method="GET"
+    ).respond_with_json([])
+    api.server.expect_request(
         f"{BASE}/issues/{PR_NUMBER}/comments", method="POST"
     ).respond_with_handler(post)
     api.server.expect_request(
@@ -223,7 +226,7 @@ def test_a_commit_that_fails_still_publishes(sandbox: Sandbox, api: ApiStub) -> 
     assert "Traceback" not in run.err
     assert run.outputs["pushed"] == "false"
     assert run.outputs["commit-sha"] == ""
-    assert run.outputs["result"] == "success"  # the task itself completed
+    assert run.outputs["result"] == "failure"  # the task completed; its status is not pushed
     assert "**batchaction**" in run.step_summary
     assert "::error::the status commit was not pushed: could not commit" in run.out
     assert api.reactions() == ["eyes", "confused"]
