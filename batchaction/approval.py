@@ -20,15 +20,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from batchaction import gitops
+from batchaction.errors import BatchError
+from batchaction.gitenv import git_environment, own_git
+from batchaction.textlines import decode_todo
 from batchaction.todo import parse_todo
-from batchaction.writeback import LIFECYCLE_FIELDS
+from batchaction.writeback import LIFECYCLE_FIELDS, MAX_REASON
 
 PIN = re.compile(r"[0-9a-f]{7,40}")
 STATUS_FIELDS = frozenset({"status"}) | LIFECYCLE_FIELDS
+DATED_FIELDS = frozenset({"started", "completed", "failed", "blocked"})
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_STATUS = 40  # characters: "[IN PROGRESS]", "✅ COMPLETED", a file's own marker
 # How many commits after the approved head are read before giving up (a pin is then needed).
 MAX_WALK = 200
 
@@ -91,38 +98,74 @@ def force_push_after(events: list[dict[str, Any]], commented_at: str) -> str | N
 
 
 def status_only_text(before: str, after: str) -> bool:
-    """Whether two texts of a TODO file differ only in Status and lifecycle field lines:
-    with those lines of every task taken out, the rest is the same, line for line."""
+    """Whether two texts of a TODO file differ only in Status and lifecycle field lines, as
+    batchaction writes them: with those lines of every task taken out, the rest is the same,
+    line for line; and every such line the second text adds holds what batchaction could
+    have written there (a date in a dated field, a status of at most ``MAX_STATUS``
+    characters, a reason of at most ``MAX_REASON``), so that no paragraph of instructions
+    rides in on a status commit."""
 
-    def rest(text: str) -> list[str]:
+    def split(text: str) -> tuple[list[str], list[tuple[str, str, str]]]:
         doc = parse_todo(text)
-        skip = {f.line for task in doc.tasks for f in task.fields if f.key in STATUS_FIELDS}
-        return [line for index, line in enumerate(doc.lines) if index not in skip]
+        fields = [f for task in doc.tasks for f in task.fields if f.key in STATUS_FIELDS]
+        skip = {f.line for f in fields}
+        rest = [line for index, line in enumerate(doc.lines) if index not in skip]
+        return rest, [(doc.lines[f.line], f.key, f.value) for f in fields]
 
-    return rest(before) == rest(after)
+    rest_before, fields_before = split(before)
+    rest_after, fields_after = split(after)
+    if rest_before != rest_after:
+        return False
+    old = {line for line, _, _ in fields_before}
+    return all(_plausible(key, value) for line, key, value in fields_after if line not in old)
+
+
+def _plausible(key: str, value: str) -> bool:
+    """Whether ``value`` could be what batchaction writes in the field ``key``."""
+    value = value.strip()
+    if key == "status":
+        return len(value) <= MAX_STATUS
+    if key in DATED_FIELDS:
+        return DATE.fullmatch(value) is not None
+    return len(value) <= MAX_REASON
 
 
 def _status_commit(cwd: Path, sha: str, parents: list[str], todo_rel: str) -> bool:
     """Whether ``sha`` is a single-parent commit that changes only status lines of the TODO
-    file (an empty commit counts)."""
+    file, its mode kept (an empty commit counts)."""
     if len(parents) != 1:
         return False
-    changed = gitops.git(
-        "diff-tree", "-r", "--no-renames", "--name-only", "-z", parents[0], sha, cwd=cwd
+    # ``:100644 100644 <old> <new> M\0TODO.md\0`` per changed path.
+    raw = gitops.git(
+        "diff-tree", "-r", "--no-renames", "--raw", "-z", parents[0], sha, cwd=cwd
     ).stdout.split("\0")
-    changed = [path for path in changed if path]
-    if not changed:
+    entries = list(zip(raw[0::2], raw[1::2], strict=False))
+    if not entries:
         return True
-    if changed != [todo_rel]:
+    if len(entries) != 1 or entries[0][1] != todo_rel:
         return False
-    try:
-        texts = [
-            gitops.git("cat-file", "blob", f"{rev}:{todo_rel}", cwd=cwd).stdout
-            for rev in (parents[0], sha)
-        ]
-    except (gitops.GitError, UnicodeDecodeError):
-        return False  # added, deleted or not text
+    old_mode, new_mode, old_blob, new_blob, change = entries[0][0].lstrip(":").split()
+    if change != "M" or old_mode != new_mode or old_mode not in ("100644", "100755"):
+        return False
+    texts = [_blob_text(cwd, blob) for blob in (old_blob, new_blob)]
+    if texts[0] is None or texts[1] is None:
+        return False
     return status_only_text(texts[0], texts[1])
+
+
+def _blob_text(cwd: Path, blob: str) -> str | None:
+    """A blob as the TODO parser reads a file: its bytes decoded strictly as UTF-8, line
+    endings untouched (a lone CR stays a CR), or None when it is not such text."""
+    proc = subprocess.run(
+        own_git("cat-file", "blob", blob), cwd=cwd, env=git_environment(),
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return None
+    try:
+        return decode_todo(proc.stdout, blob)
+    except BatchError:
+        return None
 
 
 def _commits(cwd: Path, *revs: str) -> list[tuple[str, list[str], int]]:
@@ -148,12 +191,21 @@ def approve(
     """
     todo_rel = Path(todo_rel).as_posix()
     if pin is not None:
-        found = gitops.git(
-            "rev-parse", "--verify", "--quiet", f"{pin}^{{commit}}", cwd=cwd, check=False
-        )
-        approved = found.stdout.strip()
-        if found.returncode != 0 or not approved:
-            return f"the pinned commit `{pin}` is not in this pull request's history"
+        # Objects, not names: a branch or tag called like the pin would outrank it in
+        # rev-parse. Every object whose name starts with the pin, then its commits.
+        listed = gitops.git("rev-parse", f"--disambiguate={pin}", cwd=cwd, check=False)
+        named = [sha for sha in listed.stdout.split() if sha.startswith(pin)]
+        kinds = gitops.git(
+            "cat-file", "--batch-check=%(objectname) %(objecttype)", cwd=cwd, check=False,
+            input_text="".join(f"{sha}\n" for sha in named),
+        ).stdout.split("\n")  # fmt: skip
+        commits = [line.split()[0] for line in kinds if line.endswith(" commit")]
+        if len(commits) != 1:
+            return (
+                f"the pin `{pin}` names no single commit of this pull request's history (not "
+                "fetched, or too short to be unique): pin the head you reviewed with more digits"
+            )
+        approved = commits[0]
         ancestor = gitops.git("merge-base", "--is-ancestor", approved, head, cwd=cwd, check=False)
         if approved != head and ancestor.returncode != 0:
             return (

@@ -51,7 +51,7 @@ def collector(
                 if workspaces is not None:
                     sha = workspaces.commit_todo(message, bot)
                 else:
-                    sha = gitops.commit_paths(ctx.workspace, [todo_rel], message, bot)
+                    sha = gitops.commit_paths(ctx.workspace, [todo_rel], message, bot, text=True)
             except (gitops.GitError, OSError, UnicodeDecodeError) as exc:
                 ctx.wf.command("warning", f"could not commit a status change: {exc}")
                 return

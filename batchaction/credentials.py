@@ -35,6 +35,21 @@ HELPER_SOURCE = (
     "    if line:\n"
     '        sys.stdout.write("username=x-access-token\\npassword=" + line + "\\n")\n'
 )
+# For every fetch and push, on the command line (GIT_CONFIG_PARAMETERS, which outranks every
+# config file and reaches the git processes it starts): no credential helper but ours, TLS
+# verified, and no recursion into submodules, whose own config the check in remoteconfig does
+# not read (a submodule's ``remote.origin.url = ext::<command>`` would run that command with
+# the credential pipe); the transports that run a command (``ext``) or use a descriptor
+# (``fd``) are off whatever any config says.
+REMOTE_CONFIG = (
+    "-c", "credential.helper=",
+    "-c", "http.sslVerify=true",
+    "-c", "push.recurseSubmodules=no",
+    "-c", "fetch.recurseSubmodules=no",
+    "-c", "submodule.recurse=false",
+    "-c", "protocol.ext.allow=never",
+    "-c", "protocol.fd.allow=never",
+)  # fmt: skip
 # Copies of the token in the pipe: git asks once per remote-helper process; a spare or two
 # for a fetch that starts another.
 COPIES = 3
@@ -82,7 +97,7 @@ class RemoteAccess:
 
         Raises OSError when a pipe cannot be made (out of descriptors), ValueError when
         ``server`` is not a URL (``refusal`` says so first)."""
-        options = ["-c", "credential.helper=", "-c", "http.sslVerify=true"]
+        options = [*REMOTE_CONFIG]
         if not self.token:
             yield options, ()
             return

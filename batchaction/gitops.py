@@ -18,7 +18,7 @@ from typing import Any
 
 import tenacity
 
-from batchaction.credentials import RemoteAccess
+from batchaction.credentials import REMOTE_CONFIG, RemoteAccess
 from batchaction.errors import BatchError
 from batchaction.gitenv import OWN_CONFIG, git_environment
 from batchaction.selection import format_selection
@@ -64,6 +64,8 @@ def git(
         else:
             if access is not None:
                 options, fds = stack.enter_context(access.git_options())
+            elif args and args[0] in ("fetch", "push", "pull", "ls-remote"):
+                options = list(REMOTE_CONFIG)  # no token, the same guard rails
             proc = subprocess.run(
                 ["git", *OWN_CONFIG, *options, *args],
                 cwd=cwd,
@@ -132,22 +134,35 @@ class CommitResult:
 
 
 def commit_paths(
-    cwd: Path, paths: Sequence[str], message: str, env: Mapping[str, str]
+    cwd: Path, paths: Sequence[str], message: str, env: Mapping[str, str], *, text: bool = False
 ) -> str | None:
     """Stage ``paths`` and commit them, and nothing else, if they changed; the new sha, or
-    None. What an executor left staged (a ``.env``, say) stays staged, out of the commit."""
+    None. What an executor left staged (a ``.env``, say) stays staged, out of the commit.
+    ``text``: the paths' file modes are kept as committed (a TODO file a task made
+    executable is committed as it was)."""
     if not paths:
         return None
+    if text:
+        return _commit_paths(cwd, paths, message, env, ("-c", "core.fileMode=false"))
+    return _commit_paths(cwd, paths, message, env, ())
+
+
+def _commit_paths(
+    cwd: Path, paths: Sequence[str], message: str, env: Mapping[str, str], config: Sequence[str]
+) -> str | None:
     present = [p for p in paths if os.path.lexists(cwd / p)]
     gone = [p for p in paths if p not in present]
     if present:
-        git("add", "--", *present, cwd=cwd)
+        git(*config, "add", "--", *present, cwd=cwd)
     if gone:  # deleted, or moved away by a rename: the deletion is what is committed
         git("rm", "--cached", "--quiet", "--ignore-unmatch", "--", *gone, cwd=cwd)
     staged = git("diff", "--cached", "--quiet", "--", *paths, cwd=cwd, check=False)
     if staged.returncode == 0:
         return None
-    git("commit", "--quiet", "--no-verify", "-m", message, "--only", "--", *paths, cwd=cwd, env=env)
+    git(
+        *config, "commit", "--quiet", "--no-verify", "-m", message, "--only", "--", *paths,
+        cwd=cwd, env=env,
+    )  # fmt: skip
     return head(cwd)
 
 
@@ -173,6 +188,33 @@ def _stashed(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
 
 # A status commit's changes and message, by sha: what a replay rebuilds it from.
 StatusCommit = tuple[Sequence[StatusChange], str]
+
+
+def push_fast_forward(
+    cwd: Path,
+    branch: str,
+    lease: str,
+    rev: str,
+    *,
+    remote: str = "origin",
+    access: RemoteAccess | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Push ``rev`` to ``refs/heads/<branch>`` only when the branch is still at ``lease``
+    (``--force-with-lease``: a deleted or moved branch refuses) and ``rev`` descends from
+    ``lease``: always a fast-forward, even where the remote would take a forced push. A task
+    that reset or rewrote the branch's history cannot make the push drop the pull request's
+    commits. Returns git's result (exit 1 with the reason when ``rev`` does not descend)."""
+    descends = git("merge-base", "--is-ancestor", lease, rev, cwd=cwd, check=False)
+    if descends.returncode != 0:
+        reason = (
+            f"{rev} does not contain {lease[:12]}, the branch's tip the run built on (a task "
+            "reset or rewrote the history?): pushing it would drop commits; nothing was pushed"
+        )
+        return subprocess.CompletedProcess(["git", "push"], 1, "", reason)
+    return git(
+        "push", "--porcelain", f"--force-with-lease=refs/heads/{branch}:{lease}",
+        remote, f"{rev}:refs/heads/{branch}", cwd=cwd, check=False, access=access,
+    )  # fmt: skip
 
 
 def todo_problem(path: Path) -> str | None:
@@ -217,14 +259,17 @@ def commit_back(
     fetch's credentials and configuration check (``git``).
     """
     ident = identity_env() | dict(env or {})
-    todo_rel = os.path.relpath(todo.resolve(), cwd.resolve())
+    # The directory is resolved, not the file: a symlink a task put in its place is seen.
+    located = todo if todo.is_absolute() else Path.cwd() / todo
+    real_dir = Path(os.path.realpath(located.parent))
+    todo_rel = os.path.relpath(real_dir / located.name, cwd.resolve())
     extra = [p for p in extra_paths if p != todo_rel]
     if extra:
         commit_paths(cwd, extra, FILES_MESSAGE, ident)
     replays: dict[str, StatusCommit] = dict(status_commits or {})
     # A TODO file a task deleted, made binary or replaced is never committed as the bot's.
     unusable = todo_problem(cwd / todo_rel)
-    sha = None if unusable else commit_paths(cwd, [todo_rel], message, ident)
+    sha = None if unusable else commit_paths(cwd, [todo_rel], message, ident, text=True)
     if sha is not None:
         replays[sha] = (changes, message)
     if head(cwd) == base:
@@ -243,7 +288,7 @@ def commit_back(
                 if commit in replays:
                     held, subject = replays[commit]
                     write_changes(todo, held, table, markers)
-                    new = commit_paths(cwd, [todo_rel], subject, ident)
+                    new = commit_paths(cwd, [todo_rel], subject, ident, text=True)
                     if new is not None:
                         rebuilt[new] = (held, subject)
                     continue
@@ -270,16 +315,7 @@ def commit_back(
             before_push()
         # Only onto the tip the commits were built on: a branch that moved is a race (its
         # new tip is fetched and the work replayed), one that was deleted is not re-created.
-        proc = git(
-            "push",
-            "--porcelain",
-            f"--force-with-lease=refs/heads/{branch}:{base}",
-            remote,
-            f"HEAD:refs/heads/{branch}",
-            cwd=cwd,
-            check=False,
-            access=access,
-        )
+        proc = push_fast_forward(cwd, branch, base, "HEAD", remote=remote, access=access)
         if proc.returncode == 0:
             return
         text = proc.stderr + proc.stdout

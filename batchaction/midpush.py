@@ -157,11 +157,9 @@ class MidPush:
         if tip == lease:
             return
         assert self.branch is not None
-        proc = gitops.git(
-            "push", "--porcelain", f"--force-with-lease=refs/heads/{self.branch}:{lease}",
-            "origin", f"{tip}:refs/heads/{self.branch}",
-            cwd=ctx.workspace, access=ctx.remote_access(), check=False,
-        )  # fmt: skip
+        proc = gitops.push_fast_forward(
+            ctx.workspace, self.branch, lease, tip, access=ctx.remote_access()
+        )
         if proc.returncode == 0:
             self.pushed = tip
             self.pushes += 1

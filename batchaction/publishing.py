@@ -183,7 +183,11 @@ def publish(
             "completed": numbers("completed"),
             "failed": numbers("failed", "timed-out"),
             "blocked": numbers("blocked"),
-            "skipped": format_selection(s["number"] for s in summary["skipped"]),
+            # Skipped when planned (done, not a task) and at the run deadline (not started).
+            "skipped": format_selection(
+                [s["number"] for s in summary["skipped"]]
+                + [t["number"] for t in tasks if t["outcome"] == "skipped"]
+            ),
             "waves": json.dumps(summary["waves"]),
             "summary-json": output_summary(summary),
             "summary-path": str(save_summary(ctx.workspace, summary) or ""),

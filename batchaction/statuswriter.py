@@ -9,6 +9,7 @@ is still held when the writer closes is tried once more, then listed as not writ
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from typing import NamedTuple
 from batchaction.errors import BatchError
 from batchaction.lockwait import LockUnavailableError, current
 from batchaction.status import DEFAULT_TABLE, StatusTable
-from batchaction.textlines import decode_todo
+from batchaction.textlines import decode_todo, regular_bytes
 from batchaction.writeback import PatchResult, StatusChange, apply_changes, write_changes
 
 # The outcomes a run leaves a task with, which an executor's stale rewrite can undo.
@@ -45,6 +46,7 @@ class StatusWriter:
         min_interval: float = 0.05,
     ) -> None:
         self.todo = todo
+        self.real = os.path.realpath(todo)  # a symlink a task puts in its place is refused
         self.table = table
         self.markers = markers
         self.on_write = on_write
@@ -90,7 +92,9 @@ class StatusWriter:
         if self._held:  # one last try; what still cannot be written is reported
             held, self._held = self._held, []
             try:
-                self._landed(write_changes(self.todo, held, self.table, self.markers))
+                self._landed(
+                    write_changes(self.todo, held, self.table, self.markers, real=self.real)
+                )
             except (OSError, BatchError) as exc:
                 message = str(exc) if isinstance(exc, BatchError) else f"{exc.strerror or exc}"
                 self.failed.extend(FailedUpdate(change, message) for change in held)
@@ -125,7 +129,7 @@ class StatusWriter:
         batch, self._held = self._held + batch, []
         try:
             try:
-                result = write_changes(self.todo, batch, self.table, self.markers)
+                result = write_changes(self.todo, batch, self.table, self.markers, real=self.real)
             except LockUnavailableError:
                 self._held = batch  # the lock's wait is spent: kept for a later write
                 return
@@ -153,14 +157,14 @@ class StatusWriter:
         those tasks' numbers; a file that cannot be read or written returns []."""
         final = [c for c in self.last.values() if c.outcome in KEPT]
         try:
-            text = decode_todo(self.todo.read_bytes(), str(self.todo))
+            text = decode_todo(regular_bytes(self.todo), str(self.todo))
             if not final or apply_changes(text, final, self.table, self.markers).text == text:
                 return []
             lost = [
                 c for c in final
                 if apply_changes(text, [c], self.table, self.markers).text != text
             ]  # fmt: skip
-            write_changes(self.todo, lost, self.table, self.markers)
+            write_changes(self.todo, lost, self.table, self.markers, real=self.real)
         except (OSError, BatchError):
             return []
         return sorted(c.number for c in lost)
@@ -179,7 +183,7 @@ class StatusWriter:
             reraise=True,
         )
         time.sleep(self._backoff)
-        return retrying(write_changes, self.todo, batch, self.table, self.markers)
+        return retrying(write_changes, self.todo, batch, self.table, self.markers, real=self.real)
 
 
 def _lock_waited() -> float:

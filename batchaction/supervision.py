@@ -201,7 +201,12 @@ class Supervisor:
         proc.strays = report.strays
         if report.returncode is not None:
             return report.returncode
-        for pgid in {proc.pgid, report.executor or proc.pgid}:
+        # The report is writable by the task (its supervisor runs as the executor's user): a
+        # group it names is signalled only when it is in the supervisor's session.
+        named = (
+            report.executor if report.executor and _in_session(report.executor, proc.pgid) else None
+        )
+        for pgid in {proc.pgid, named or proc.pgid}:
             if executor.group_alive(pgid):
                 executor.terminate_group(pgid)
                 # The grace period that began with a timeout or interrupt goes on; it is not
@@ -379,3 +384,11 @@ def exit_reason(returncode: int) -> str:
             name = f"signal {-returncode}"
         return f"killed by {name}"
     return f"exit code {returncode}"
+
+
+def _in_session(pgid: int, session: int) -> bool:
+    """Whether the process ``pgid`` (a group's leader) belongs to the session ``session``."""
+    try:
+        return os.getsid(pgid) == session
+    except OSError:
+        return False

@@ -73,6 +73,13 @@ def open_regular(path: Path, *, follow: bool = True) -> BinaryIO:
         raise
 
 
+def regular_bytes(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file (symlinks followed), read without ever blocking
+    on a FIFO or a device that a task put in its place (``open_regular``). Raises OSError."""
+    with open_regular(path) as handle:
+        return handle.read()
+
+
 def _read_regular(path: Path) -> bytes:
     """The bytes of ``path``, a regular file (after symlinks). A FIFO or a device is refused
     before anything reads it: opened without blocking, checked with fstat."""

@@ -26,6 +26,7 @@ from batchaction.integration import IntegrationRef
 from batchaction.lockwait import lock_or_go_on
 from batchaction.repo import new_run_id
 from batchaction.salvage import salvage_orphans
+from batchaction.textlines import regular_bytes
 from batchaction.todomerge import merge_task_edits
 from batchaction.worktrees import Worktree, WorktreePool, commit_leftovers
 from batchaction.writeback import atomic_replace, lock_path
@@ -140,7 +141,7 @@ class Workspaces:
         """A worktree at the current tip with the shared TODO file as it is now."""
         pool, ref = self._opened()
         with self._todo_lock():
-            todo_text = self.todo.read_bytes().decode("utf-8")
+            todo_text = regular_bytes(self.todo).decode("utf-8")
         with self.lock:
             return pool.acquire(number, ref.tip, todo_text)
 
@@ -312,7 +313,7 @@ class Workspaces:
     def _todo_copy(self, tree: Worktree) -> str | None:
         """The task's TODO copy as it left it, or None (deleted, unreadable, not UTF-8)."""
         try:
-            return (tree.path / self.todo_rel).read_bytes().decode("utf-8")
+            return regular_bytes(tree.path / self.todo_rel).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
 
@@ -320,7 +321,7 @@ class Workspaces:
         if theirs is None or theirs == tree.todo_copy:
             return None  # unchanged, deleted or unreadable: nothing of it is merged
         with self._todo_lock():
-            ours = self.todo.read_bytes().decode("utf-8")
+            ours = regular_bytes(self.todo).decode("utf-8")
             merged = merge_task_edits(tree.todo_copy, theirs, ours, number)
             if merged.changed:
                 atomic_replace(self.todo, merged.text.encode("utf-8"))
@@ -330,7 +331,7 @@ class Workspaces:
         """Commit the shared TODO file as it is now on the integration tip (``commit: each``):
         the new tip, or None when the tip already holds that text."""
         _, ref = self._opened()
-        text = self.todo.read_bytes().decode("utf-8")
+        text = regular_bytes(self.todo).decode("utf-8")
         with self.lock:
             before = ref.tip
             made = ref.commit_file(self.todo_rel, text, message, author)

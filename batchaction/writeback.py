@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from batchaction.status import DEFAULT_TABLE, MarkerStyle, StatusTable, detect_style
-from batchaction.textlines import decode_todo
+from batchaction.textlines import decode_todo, regular_bytes
 from batchaction.todo import Task, parse_todo
 
 # ``set`` writes ``StatusChange.value`` as the Status (``status set 5 planned``); ``restore``
@@ -372,17 +372,23 @@ def write_changes(
     table: StatusTable = DEFAULT_TABLE,
     markers: Mapping[str, str] | None = None,
     lock_timeout: float = 60.0,
+    *,
+    real: str | None = None,
 ) -> PatchResult:
     """Lock, re-read, patch and atomically replace TODO.md. Raises OSError on I/O failure,
     ``lockwait.LockUnavailable`` (an OSError) when the lock stayed held: for ``lock_timeout``
-    seconds, or what is left of the run's lock budget when one is active."""
+    seconds, or what is left of the run's lock budget when one is active. With ``real`` (the
+    file's real path when the run started), a TODO path that now leads elsewhere is OSError."""
     # Imported on first use: the first write happens in the writer thread while the
     # scheduler is already starting tasks, so the import is off the start-up path.
     from batchaction.lockwait import todo_lock  # noqa: PLC0415
 
     with todo_lock(lock_path(todo), lock_timeout):
         remove_stale_temp_files(todo)
-        data = todo.read_bytes()
+        if real is not None and os.path.realpath(todo) != real:
+            # A task put a symlink in its place: never write through it (outside, maybe).
+            raise OSError(f"{todo} was replaced: it leads to {os.path.realpath(todo)} now")
+        data = regular_bytes(todo)
         result = apply_changes(decode_todo(data, str(todo)), changes, table, markers)
         new = result.text.encode("utf-8")
         if new != data:

@@ -49,3 +49,20 @@ def test_isolation_prints_the_overhead_and_the_ratio() -> None:
     assert row is not None, out
     assert float(row[1]) > 0
     assert re.search(r"^0 +(?:\d+\.\d{3} +){4}\d+\.\d\dx$", out, re.M), out
+
+
+def test_strays_prints_the_supervisor_cost() -> None:
+    """Three starts each way and one tiny run: both tables and the added cost."""
+    completed = subprocess.run(
+        [
+            sys.executable, str(BENCH / "strays.py"),
+            "--tasks", "4", "--width", "2", "--runs", "1", "--spawns", "3",
+        ],
+        capture_output=True, text=True, encoding="utf-8", timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert re.search(r"^direct +\d+\.\d{3} +\d+\.\d{3}$", out, re.M), out
+    assert re.search(r"^supervised +\d+\.\d{3} +\d+\.\d{3}$", out, re.M), out
+    assert re.search(r"the supervisor adds -?\d+\.\d ms wall and -?\d+\.\d ms CPU", out), out
+    assert re.search(r"^supervised +\d+\.\d{3} +\d+\.\d{3} +\d+\.\d{3} +\d+\.\d{3}$", out, re.M)

@@ -211,6 +211,7 @@ def test_action_past_deadline_commits_pushes_publishes(
     outcomes = {t["number"]: t["outcome"] for t in summary["tasks"]}
     assert outcomes == {1: "completed", 4: "cancelled", 5: "skipped"}
     assert run.outputs["result"] == "failure"
+    assert run.outputs["skipped"] == "5"  # not started: the output lists it with the summary
     assert run.outputs["pushed"] == "true"
     assert "Run deadline reached" in run.step_summary
     tip = sandbox.tip("feature")

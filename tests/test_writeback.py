@@ -360,6 +360,10 @@ def restore_change(task: Task, lines: Sequence[str] = ()) -> StatusChange:
 
 
 def fold(text: str | None) -> str:
+    """A reason as written: one line, at most 300 characters, never opening or closing an
+    HTML comment (which would hide the fields after it)."""
+    if text:
+        text = text.replace("<!--", "<!- -").replace("-->", "- ->")
     folded = " ".join(text.split()) if text else "no reason given"
     return folded if len(folded) <= 300 else folded[:299] + "…"
 
