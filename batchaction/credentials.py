@@ -40,7 +40,8 @@ HELPER_SOURCE = (
 # verified, and no recursion into submodules, whose own config the check in remoteconfig does
 # not read (a submodule's ``remote.origin.url = ext::<command>`` would run that command with
 # the credential pipe); the transports that run a command (``ext``) or use a descriptor
-# (``fd``) are off whatever any config says.
+# (``fd``) are off whatever any config says, and so is ``core.alternateRefsCommand`` (run by
+# fetch and push for a repository with alternates).
 REMOTE_CONFIG = (
     "-c", "credential.helper=",
     "-c", "http.sslVerify=true",
@@ -49,6 +50,7 @@ REMOTE_CONFIG = (
     "-c", "submodule.recurse=false",
     "-c", "protocol.ext.allow=never",
     "-c", "protocol.fd.allow=never",
+    "-c", "core.alternateRefsCommand=true",  # an alternate's refs come from no command of theirs
 )  # fmt: skip
 # Copies of the token in the pipe: git asks once per remote-helper process; a spare or two
 # for a fetch that starts another.

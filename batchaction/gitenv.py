@@ -20,13 +20,23 @@ OWN_CONFIG = (
 def git_environment() -> dict[str, str]:
     """The environment batchaction's own git commands get: this process's, less the action's
     inputs and every token (a filter or helper a task planted in the shared config sees
-    none), no prompts, the C locale. Credentials are added per command, for fetch and push."""
+    none), no prompts, the C locale, no replace refs or grafts. Credentials are added per
+    command, for fetch and push."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.upper().startswith("INPUT_") and key.upper() not in TOKEN_VARIABLES
     }
-    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    # Replace refs and grafts a task wrote would make git see a history the remote does not
+    # have (a push_fast_forward check fooled into dropping commits): batchaction sees objects.
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+            "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_GRAFT_FILE": os.devnull,
+        }
+    )
     return env
 
 

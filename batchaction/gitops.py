@@ -204,7 +204,11 @@ def push_fast_forward(
     ``lease``: always a fast-forward, even where the remote would take a forced push. A task
     that reset or rewrote the branch's history cannot make the push drop the pull request's
     commits. Returns git's result (exit 1 with the reason when ``rev`` does not descend)."""
-    descends = git("merge-base", "--is-ancestor", lease, rev, cwd=cwd, check=False)
+    # Not from a commit-graph file a task may have forged: from the commits themselves.
+    descends = git(
+        "-c", "core.commitGraph=false", "merge-base", "--is-ancestor", lease, rev,
+        cwd=cwd, check=False,
+    )  # fmt: skip
     if descends.returncode != 0:
         reason = (
             f"{rev} does not contain {lease[:12]}, the branch's tip the run built on (a task "

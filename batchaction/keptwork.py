@@ -32,6 +32,8 @@ def keep_branches(
     if isolation.get("result_branch"):
         ctx.wf.error(f"the integrated work is not on the pushed branch: {isolation['message']}")
         code = EXIT_TASKS_FAILED
+        if summary["result"] == "success":  # the exit code, the result and the reply agree
+            summary["result"] = "failure"
         branches.append(isolation["result_branch"])
     if not branches or interrupted():
         return code

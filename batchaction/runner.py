@@ -229,7 +229,7 @@ def open_workspaces(
         return None
     workspaces = Workspaces(
         repo=repo,
-        todo=todo,
+        todo=Path(os.path.realpath(todo)),  # read and written without following symlinks
         max_parallel=settings.max_parallel,
         started_in=started_in,
         copy=settings.worktree_copy,

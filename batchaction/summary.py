@@ -139,10 +139,12 @@ def counts_line(summary: Mapping[str, Any]) -> str:
 
 def trouble(summary: Mapping[str, Any]) -> list[str]:
     """What went wrong besides the tasks, for the header: statuses that did not reach the TODO
-    file, a status commit that was not pushed."""
+    file, integrated work left off the branch, a status commit that was not pushed."""
     found = []
     if summary.get("status_updates_failed"):
         found.append(f"⚠️ statuses not written to {_cell(summary.get('todo') or 'TODO.md')}")
+    if (summary.get("isolation") or {}).get("result_branch"):
+        found.append("⚠️ integrated work not on the branch")
     commit = summary.get("commit") or {}
     if commit.get("error"):
         found.append("⚠️ not pushed" if not commit.get("pushed") else "⚠️ statuses not committed")

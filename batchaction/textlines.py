@@ -73,10 +73,11 @@ def open_regular(path: Path, *, follow: bool = True) -> BinaryIO:
         raise
 
 
-def regular_bytes(path: Path) -> bytes:
-    """The bytes of ``path``, a regular file (symlinks followed), read without ever blocking
-    on a FIFO or a device that a task put in its place (``open_regular``). Raises OSError."""
-    with open_regular(path) as handle:
+def regular_bytes(path: Path, *, follow: bool = True) -> bytes:
+    """The bytes of ``path``, a regular file, read without ever blocking on a FIFO or a
+    device that a task put in its place (``open_regular``); with ``follow=False`` a symlink
+    in its place is refused too (ELOOP). Raises OSError."""
+    with open_regular(path, follow=follow) as handle:
         return handle.read()
 
 

@@ -141,7 +141,7 @@ class Workspaces:
         """A worktree at the current tip with the shared TODO file as it is now."""
         pool, ref = self._opened()
         with self._todo_lock():
-            todo_text = regular_bytes(self.todo).decode("utf-8")
+            todo_text = regular_bytes(self.todo, follow=False).decode("utf-8")
         with self.lock:
             return pool.acquire(number, ref.tip, todo_text)
 
@@ -321,17 +321,17 @@ class Workspaces:
         if theirs is None or theirs == tree.todo_copy:
             return None  # unchanged, deleted or unreadable: nothing of it is merged
         with self._todo_lock():
-            ours = regular_bytes(self.todo).decode("utf-8")
+            ours = regular_bytes(self.todo, follow=False).decode("utf-8")
             merged = merge_task_edits(tree.todo_copy, theirs, ours, number)
             if merged.changed:
-                atomic_replace(self.todo, merged.text.encode("utf-8"))
+                atomic_replace(self.todo, merged.text.encode("utf-8"), resolve=False)
         return merged.conflict
 
     def commit_todo(self, message: str, author: dict[str, str]) -> str | None:
         """Commit the shared TODO file as it is now on the integration tip (``commit: each``):
         the new tip, or None when the tip already holds that text."""
         _, ref = self._opened()
-        text = regular_bytes(self.todo).decode("utf-8")
+        text = regular_bytes(self.todo, follow=False).decode("utf-8")
         with self.lock:
             before = ref.tip
             made = ref.commit_file(self.todo_rel, text, message, author)

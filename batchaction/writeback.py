@@ -338,13 +338,15 @@ def check_writable(path: Path, mode: int) -> None:
         raise PermissionError(errno.EACCES, "Permission denied (not writable)", str(path))
 
 
-def atomic_replace(target: Path, data: bytes) -> None:
-    """Write ``data`` over ``target`` atomically, keeping its mode (and owner, as root).
+def atomic_replace(target: Path, data: bytes, *, resolve: bool = True) -> None:
+    """Write ``data`` over ``target`` atomically, keeping its mode (and owner, as root). With
+    ``resolve=False``, ``target`` is already the real path: the rename replaces whatever
+    entry is there then (a symlink a task put there is replaced, never written through).
 
     Raises ``PermissionError`` when ``target`` is not writable (see ``check_writable``).
     """
-    real = Path(os.path.realpath(target))
-    info = real.stat()
+    real = Path(os.path.realpath(target)) if resolve else target
+    info = real.stat() if resolve else real.lstat()
     check_writable(real, info.st_mode)
     fd, temp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
     try:
@@ -388,9 +390,11 @@ def write_changes(
         if real is not None and os.path.realpath(todo) != real:
             # A task put a symlink in its place: never write through it (outside, maybe).
             raise OSError(f"{todo} was replaced: it leads to {os.path.realpath(todo)} now")
-        data = regular_bytes(todo)
+        # From the real path, a symlink refused and the rename over it: no window to swap.
+        target = Path(real) if real is not None else todo
+        data = regular_bytes(target, follow=real is None)
         result = apply_changes(decode_todo(data, str(todo)), changes, table, markers)
         new = result.text.encode("utf-8")
         if new != data:
-            atomic_replace(todo, new)
+            atomic_replace(target, new, resolve=real is None)
         return result

@@ -150,3 +150,68 @@ def test_workflow_dispatch_in_the_image_pushes_statuses(image: str, tmp_path: Pa
         assert f"BATCH_TASK_NUMBER={number}" in dump
     assert token not in proc.stdout.replace(f"::add-mask::{token}", "")
     assert token not in proc.stderr
+
+
+# Run as the workspace's owner, each executor records its uid, how many processes' environment
+# or command line hold the token (the literal below is split so that its own does not), and
+# how many root processes' environment it can read.
+PROBE = (
+    "id -u > uid-{number}.txt; leaks=0; readable=0; "
+    "for p in /proc/[0-9]*; do "
+    'if cat "$p/environ" "$p/cmdline" 2>/dev/null | tr "\\0" "\\n" '
+    '| grep -q "ghs_container""token123"; then leaks=$((leaks+1)); fi; '
+    'if [ "$(stat -c %u "$p")" = 0 ] && cat "$p/environ" >/dev/null 2>&1; then '
+    "readable=$((readable+1)); fi; done; "
+    "echo $leaks > leaks-{number}.txt; echo $readable > root-environ-{number}.txt"
+)
+
+
+def test_executors_run_as_the_workspace_owner_and_cannot_read_the_token(
+    image: str, tmp_path: Path
+) -> None:
+    """The action runs as root in the image; the workspace belongs to uid 1001 (the runner's
+    user on GitHub): executors run as 1001, see no form of the token in any process, and
+    cannot read a root process's environment. The run still commits and pushes."""
+    remote = tmp_path / "remote.git"
+    workspace = tmp_path / "ws"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(remote), cwd=tmp_path)
+    git("init", "--quiet", "--initial-branch=main", str(workspace), cwd=tmp_path)
+    (workspace / "TODO.md").write_text(TODO, encoding="utf-8")
+    git("add", "TODO.md", cwd=workspace)
+    git("commit", "--quiet", "-m", "Add tasks", cwd=workspace)
+    git("remote", "add", "origin", str(remote), cwd=workspace)
+    git("push", "--quiet", "origin", "main", cwd=workspace)
+    subprocess.run(["chown", "-R", "1001:1001", str(workspace)], check=True)
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps({"inputs": {"tasks": "1-2"}, "ref": "refs/heads/main",
+                    "repository": {"full_name": "octo/notes"},
+                    "sender": {"login": "mona", "type": "User"}}),
+        encoding="utf-8",
+    )  # fmt: skip
+    output = tmp_path / "output.txt"
+    output.touch()
+    env = {
+        "GITHUB_EVENT_NAME": "workflow_dispatch",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_WORKSPACE": "/github/workspace",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_REPOSITORY": "octo/notes",
+        "GITHUB_REF": "refs/heads/main",
+        "INPUT_EXECUTOR": PROBE,
+        "INPUT_GITHUB-TOKEN": "ghs_containertoken123",
+    }
+    argv = ["bash", str(SCRIPT), "run", "-v", f"{tmp_path}:{tmp_path}"]
+    argv += ["-v", f"{workspace}:/github/workspace"]
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    argv.append(image)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "success" in output.read_text(encoding="utf-8")
+    pushed = git("show", "main:TODO.md", cwd=remote)
+    assert pushed.count("**Status**: [COMPLETED]") == 2
+    for number in (1, 2):
+        assert (workspace / f"uid-{number}.txt").read_text().strip() == "1001"
+        assert (workspace / f"leaks-{number}.txt").read_text().strip() == "0"
+        assert (workspace / f"root-environ-{number}.txt").read_text().strip() == "0"

@@ -61,6 +61,7 @@ def test_a_branch_reset_under_the_run_is_never_force_pushed(
     sandbox.git("config", "receive.denyNonFastForwards", "false")
     run = run_task(sandbox, api, rewrite, isolation)
     assert sandbox.is_ancestor(sandbox.feature_sha, sandbox.tip("feature"))
+    assert (run.code == 0) == (run.outputs["result"] == "success"), (run.code, run.outputs)
     if run.outputs["pushed"] == "false":
         assert_told(run, api, "not pushed")
 
@@ -107,3 +108,18 @@ def test_a_todo_file_made_executable_is_committed_with_its_mode(
     tip = sandbox.tip("feature")
     assert sandbox.people(tip)[1] == BOT
     assert sandbox.git("ls-tree", tip, "TODO.md").startswith("100644 blob")
+
+
+def test_integrated_work_left_off_the_branch_is_a_failure_said_first(
+    sandbox: Sandbox, api: ApiStub
+) -> None:
+    """A task commits on the workspace's branch behind the run's back: the integrated work
+    cannot be fast-forwarded onto it, and the exit code, the result and the reply agree."""
+    moved = (
+        'git -C "$GITHUB_WORKSPACE" -c user.name=a -c user.email=a@b commit -q --allow-empty -m x'
+    )
+    run = run_task(sandbox, api, f"{moved} && echo work > work.txt", "worktree")
+    assert run.code == 1, run.err
+    assert run.outputs["result"] == "failure"
+    (reply,) = api.comments()
+    assert "⚠️ integrated work not on the branch" in reply.split("\n")[1]
