@@ -16,6 +16,7 @@ from typing import TextIO
 from batchaction import executoruser, gate, gitops
 from batchaction.actioncontext import Context
 from batchaction.commitphase import collector, commit_and_publish
+from batchaction.driverguard import DriverGuard
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.executor import WORKFLOW_FILE_VARIABLES
 from batchaction.gate import Head, checkout_head, ensure_safe_directory, gate_comment
@@ -161,6 +162,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
         if problem:
             return ctx.refuse(problem, EXIT_TASKS_FAILED)
     ctx.guard = ConfigGuard(workspace)
+    gitops.check_drivers(DriverGuard(workspace).problem)  # no task-made filter runs in ours
     # Look for the TODO file on the PR head, not on the default branch checked out before.
     try:
         todo = find_todo(settings.todo_path, base=workspace)

@@ -37,6 +37,30 @@ class GitError(BatchError):
         self.output = output
 
 
+# Run before each git command that may run drivers from the configuration (filters, merge
+# and diff drivers): why it must not run, or None. Set once, before any task runs
+# (``driverguard``); None: no check.
+_driver_check: Callable[[Path], str | None] | None = None
+DRIVER_COMMANDS = frozenset(
+    {"add", "commit", "checkout", "cherry-pick", "merge", "stash", "reset", "restore",
+     "switch", "status", "diff", "worktree", "read-tree", "checkout-index", "update-index"}
+)  # fmt: skip
+
+
+def check_drivers(check: Callable[[Path], str | None] | None) -> None:
+    """Install (or remove, with None) the check run before ``DRIVER_COMMANDS``."""
+    global _driver_check  # noqa: PLW0603 - one setting for the run, made before any thread
+    _driver_check = check
+
+
+def _subcommand(args: Sequence[str]) -> str:
+    """``("-c", "k=v", "add", ...)`` -> ``"add"``."""
+    rest = list(args)
+    while len(rest) >= 2 and rest[0] == "-c":
+        rest = rest[2:]
+    return rest[0] if rest else ""
+
+
 def git(
     *args: str,
     cwd: Path,
@@ -59,6 +83,8 @@ def git(
         options: list[str] = []
         fds: tuple[int, ...] = ()
         refusal = access.refusal() if access is not None else None
+        if refusal is None and _driver_check is not None and _subcommand(args) in DRIVER_COMMANDS:
+            refusal = _driver_check(cwd)
         if refusal is not None:
             proc = subprocess.CompletedProcess(["git", *args], 128, "", refusal)
         else:

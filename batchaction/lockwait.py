@@ -61,7 +61,7 @@ def holder_of(lock_file: Path) -> str:
             if words[5].rsplit(":", 1)[-1] == str(inode) and words[4].isdigit():
                 pids.append(int(words[4]))
     if not pids:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # an empty lock file too
             recorded = int(lock_file.read_text(encoding="ascii", errors="replace").split()[0])
             if Path(f"/proc/{recorded}").exists():
                 pids.append(recorded)

@@ -30,8 +30,8 @@ WATCHED = re.compile(
 ConfigEntries = tuple[tuple[str, str], ...]
 
 
-def watched_config(cwd: Path) -> ConfigEntries:
-    """The (key, value) pairs of ``WATCHED`` keys git uses in ``cwd``, in git's order (the
+def watched_config(cwd: Path, watched: re.Pattern[str] = WATCHED) -> ConfigEntries:
+    """The (key, value) pairs of ``watched`` keys git uses in ``cwd``, in git's order (the
     order decides among several values).
 
     Raises GitError when git cannot read its configuration (a malformed file, say)."""
@@ -39,7 +39,7 @@ def watched_config(cwd: Path) -> ConfigEntries:
     entries = []
     for item in listed.split("\0"):
         key, _, value = item.partition("\n")
-        if key and WATCHED.search(key):
+        if key and watched.search(key):
             entries.append((key, value))
     return tuple(entries)
 
@@ -55,7 +55,7 @@ def changed_keys(before: ConfigEntries, after: ConfigEntries) -> list[str]:
     )
 
 
-def _shown(keys: list[str], limit: int = 5) -> str:
+def shown(keys: list[str], limit: int = 5) -> str:
     """At most ``limit`` key names, printable ASCII only, a long one cut in its middle (a
     subsection is a URL or path; the variable name at the end says what changed)."""
     cut = []
@@ -91,6 +91,6 @@ class ConfigGuard:
             return None
         return (
             f"refusing to fetch or push: git configuration that decides where and how they go "
-            f"changed while the tasks ran ({_shown(keys)}); a task may not redirect the "
+            f"changed while the tasks ran ({shown(keys)}); a task may not redirect the "
             "action's fetch or push"
         )

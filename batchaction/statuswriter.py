@@ -116,6 +116,12 @@ class StatusWriter:
             waited = _lock_waited()
             try:
                 self._write(batch)
+            except Exception as exc:
+                # A bug here must not stop the writer (the run would wait for it forever):
+                # the batch is reported as not written.
+                self.failed.extend(
+                    FailedUpdate(change, f"not written: {exc!r}") for change in batch
+                )
             finally:
                 # Busy at most about a fifth of the time, however large the file (time spent
                 # waiting for the lock is not the file's size).

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 from actionhelpers import (
     COMMENT_ID,
     COMMENTER,
     PR_NUMBER,
     REPOSITORY,
-    TOKEN,
     TOKEN_FORMS,
     ApiStub,
     Sandbox,
@@ -234,21 +234,45 @@ def test_a_commit_that_fails_still_publishes(sandbox: Sandbox, api: ApiStub) -> 
     assert sandbox.tip("feature") == sandbox.feature_sha
 
 
-def test_a_filter_a_task_plants_never_sees_the_token(sandbox: Sandbox, api: ApiStub) -> None:
-    """A task sets a clean filter in the shared git config and leaves a file for it: the
-    action's own ``git add`` of the task's leftovers runs it, but with no token around."""
+@pytest.mark.parametrize("isolation", ["worktree", "none"])
+@pytest.mark.parametrize(
+    "driver",
+    [
+        pytest.param("filter.leak.clean", id="clean-filter"),
+        pytest.param("filter.leak.process", id="process-filter"),
+    ],
+)
+def test_a_filter_a_task_plants_never_runs_in_the_actions_git(
+    sandbox: Sandbox, api: ApiStub, isolation: str, driver: str
+) -> None:
+    """A task defines a filter in the shared git config and assigns it to every file: the
+    action's own git (committing what the task left, the status commit) never runs it (in
+    the container it would run as root), says so, and publishes."""
     leak = sandbox.root / "leak.txt"
     api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
     executor = (
-        f"git config filter.leak.clean 'env >> {leak}; cat' && "
+        f"git config {driver} 'id -u >> {leak}; cat' && "
         "echo '* filter=leak' > .gitattributes && echo left > left.txt"
     )
-    run = comment_run(sandbox, api, "/task 4", executor=executor)
+    run = comment_run(sandbox, api, "/task 4", executor=executor, isolation=isolation)
+    assert "Traceback" not in run.err
+    assert not leak.exists(), leak.read_text()
+    assert "configured a filter, merge or diff driver" in run.out + json.dumps(run.summary)
+    assert run.code == 1
+    assert len(api.comments()) == 1
+
+
+def test_a_filter_configured_before_the_run_keeps_working(sandbox: Sandbox, api: ApiStub) -> None:
+    """Drivers the repository had before the tasks started (Git LFS, say) are not a task's:
+    a task may assign them to its files, and the action's git runs them."""
+    ran = sandbox.root / "filter-ran"
+    sandbox.git("config", "filter.keep.clean", f"touch {ran}; cat", cwd=sandbox.workspace)
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    executor = "echo '*.txt filter=keep' > .gitattributes && echo left > left.txt"
+    run = comment_run(sandbox, api, "/task 4", executor=executor, isolation="worktree")
     assert run.code == 0, run.err
-    assert leak.exists()  # the filter ran in batchaction's own git add
-    said = leak.read_text()
-    assert TOKEN not in said
-    assert "INPUT_" not in said
+    assert ran.exists()
+    assert "left.txt" in sandbox.git("ls-tree", "-r", "--name-only", sandbox.tip("feature"))
 
 
 def test_the_summary_output_stays_within_githubs_limits(sandbox: Sandbox, api: ApiStub) -> None:

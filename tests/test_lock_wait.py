@@ -172,3 +172,15 @@ def test_action_reports_the_held_lock(sandbox: Sandbox, httpserver: HTTPServer) 
     # No status reached TODO.md, so none was committed in the bot's name.
     tip = sandbox.tip("feature")
     assert "[COMPLETED]" not in sandbox.show(tip, "TODO.md")
+
+
+def test_an_empty_lock_file_names_no_holder_and_raises_nothing(tmp_path: Path) -> None:
+    """``flock TODO.md.lock -c ...`` (a shell script's lock) writes nothing into the file:
+    naming the holder must not fail (it killed the status writer, and the run hung)."""
+    from batchaction.lockwait import holder_of
+
+    lock = tmp_path / "TODO.md.lock"
+    lock.write_text("")
+    assert holder_of(lock) == "another process"
+    lock.write_text("not-a-pid\n")
+    assert holder_of(lock) == "another process"
