@@ -36,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="show the dependency waves for a selection")
     add_planning(plan)
-    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.add_argument(
+        "--format",
+        choices=("text", "json", "mermaid", "dot"),
+        default="text",
+        help="text (default), one JSON object, a Mermaid flowchart or a Graphviz digraph",
+    )
+    plan.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="--format json"
+    )
     plan.set_defaults(func=cmd_plan)
 
     lint = commands.add_parser("lint", help="check TODO files (compiler-style output)")
@@ -60,15 +68,25 @@ def _extra_commands() -> list[Callable[[Any], None]]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from batchaction.graphview import mermaid_too_large, plan_dot, plan_mermaid  # noqa: PLC0415
     from batchaction.planview import plan_json, plan_text  # noqa: PLC0415
 
     _, todo, _, result = load_plan(args)
-    if args.json:
+    if args.format == "json":
         print(json.dumps(plan_json(result)))
-    else:
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+        return EXIT_OK
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.format == "text":
         sys.stdout.write(plan_text(result, str(todo)))
+    elif args.format == "dot":
+        sys.stdout.write(plan_dot(result))
+    else:
+        # Past 60 tasks: nothing on stdout, the note on stderr, exit 0.
+        text = plan_mermaid(result)
+        sys.stdout.write(text or "")
+        if text is None:
+            print(f"note: {mermaid_too_large(result)} Use --format dot.", file=sys.stderr)
     return EXIT_OK
 
 
