@@ -15,6 +15,7 @@ from typing import TextIO
 
 from batchaction import executoruser, gate, gitops
 from batchaction.actioncontext import Context
+from batchaction.commandhelp import is_help, usage
 from batchaction.commitphase import collector, commit_and_publish
 from batchaction.driverguard import DriverGuard
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
@@ -124,6 +125,8 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
         return EXIT_INVALID_INPUT
     ensure_safe_directory(workspace)
     head: Head | None = None
+    if trigger.kind == "comment" and is_help(trigger.selection):
+        return gate.answer_help(ctx, settings)
     if trigger.kind == "comment":
         gated = gate_comment(ctx, settings)
         if isinstance(gated, int):
@@ -136,7 +139,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     try:
         selection = parse_selection(trigger.selection, settings.max_tasks)
     except BatchError as exc:
-        return ctx.refuse(str(exc), EXIT_INVALID_INPUT)
+        return ctx.refuse(str(exc), EXIT_INVALID_INPUT, advice=usage(settings.command))
     if not settings.executor:
         return ctx.refuse("no executor: set the action's `executor` input", EXIT_INVALID_INPUT)
     if ctx.persisted_credentials():

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from batchaction import gitops
 from batchaction.approval import approve, force_push_after, how_to_pin, pin_problem
-from batchaction.errors import EXIT_INVALID_INPUT, EXIT_TASKS_FAILED, BatchError
+from batchaction.commandhelp import help_text
+from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.ghevent import ROLE_RANK, permission_rank
 from batchaction.github import GitHubError
 from batchaction.selection import format_selection, parse_selection
@@ -40,21 +41,24 @@ class Head(NamedTuple):
     fork: str | None = None  # "owner/repo" of a fork head; nothing is pushed there
 
 
+def answer_help(ctx: Context, settings: Settings) -> int:
+    """``/task help``: the grammar as a reply, to someone with the permission (no one else
+    gets the bot to post); nothing is checked out or run. Exit 0."""
+    refused = _check_permission(ctx, settings)
+    if refused is not None:
+        return refused
+    ctx.reply(help_text(settings.command))
+    return EXIT_OK
+
+
 def gate_comment(ctx: Context, settings: Settings) -> Head | int:
     """Permission and fork checks; the PR head to run on, or an exit code after refusing."""
     trigger = ctx.trigger
     assert ctx.gh is not None
     assert trigger.pr_number is not None
-    try:
-        answer = ctx.gh.permission(trigger.owner, trigger.repo, trigger.sender)
-    except GitHubError as exc:
-        return ctx.refuse(f"could not verify the permission of @{trigger.sender} ({exc})")
-    if permission_rank(answer) < ROLE_RANK[settings.permission]:
-        role = answer.get("role_name") or answer.get("permission") or "no"
-        return ctx.refuse(
-            f"@{trigger.sender} has {role} permission on this repository; "
-            f"`{settings.permission}` is needed to run tasks"
-        )
+    refused = _check_permission(ctx, settings)
+    if refused is not None:
+        return refused
     try:
         pull = ctx.gh.pull(trigger.owner, trigger.repo, trigger.pr_number)
     except GitHubError as exc:
@@ -99,6 +103,23 @@ def gate_comment(ctx: Context, settings: Settings) -> Head | int:
             f"pr-{trigger.pr_number}", sha, f"refs/pull/{trigger.pr_number}/head", head_repo
         )
     return Head(ref, sha, f"refs/heads/{ref}")
+
+
+def _check_permission(ctx: Context, settings: Settings) -> int | None:
+    """None when the commenter's permission reaches ``permission``; else the refusal's code."""
+    trigger = ctx.trigger
+    assert ctx.gh is not None
+    try:
+        answer = ctx.gh.permission(trigger.owner, trigger.repo, trigger.sender)
+    except GitHubError as exc:
+        return ctx.refuse(f"could not verify the permission of @{trigger.sender} ({exc})")
+    if permission_rank(answer) < ROLE_RANK[settings.permission]:
+        role = answer.get("role_name") or answer.get("permission") or "no"
+        return ctx.refuse(
+            f"@{trigger.sender} has {role} permission on this repository; "
+            f"`{settings.permission}` is needed to run tasks"
+        )
+    return None
 
 
 def _refuse_unpinned(ctx: Context, settings: Settings, fork: str, sha: str) -> int:
