@@ -516,7 +516,7 @@ def parse_outputs(text: str) -> dict[str, str]:
     return values
 
 
-def run_action(
+def action_setup(
     sandbox: Sandbox,
     event_name: str,
     payload: dict[str, Any] | None,
@@ -524,9 +524,9 @@ def run_action(
     api_url: str,
     inputs: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
-    timeout: float = 60,
-) -> ActionRun:
-    """Run ``python -m batchaction action`` with the environment a GitHub runner gives it."""
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """The event, output and job summary files (fresh), and the environment a GitHub runner
+    gives the action: (files by name, environment)."""
     files = {
         "event": sandbox.root / "event.json",
         "output": sandbox.root / "github_output",
@@ -564,6 +564,47 @@ def run_action(
     for name, value in (inputs or {}).items():
         env[f"INPUT_{name.upper()}"] = value
     env.update(extra_env or {})
+    return files, env
+
+
+def start_action(
+    sandbox: Sandbox,
+    event_name: str,
+    payload: dict[str, Any],
+    *,
+    api_url: str,
+    inputs: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """``python -m batchaction action`` in the background, as a runner starts it; its output
+    goes to ``action.out`` and ``action.err`` under the sandbox."""
+    _, env = action_setup(sandbox, event_name, payload, api_url=api_url, inputs=inputs)
+    out = (sandbox.root / "action.out").open("w", encoding="utf-8")
+    err = (sandbox.root / "action.err").open("w", encoding="utf-8")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "batchaction", "action"],
+            cwd=sandbox.root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            text=True,
+        )  # fmt: skip
+    finally:
+        out.close()
+        err.close()
+
+
+def run_action(
+    sandbox: Sandbox,
+    event_name: str,
+    payload: dict[str, Any] | None,
+    *,
+    api_url: str,
+    inputs: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> ActionRun:
+    """Run ``python -m batchaction action`` with the environment a GitHub runner gives it."""
+    files, env = action_setup(
+        sandbox, event_name, payload, api_url=api_url, inputs=inputs, extra_env=extra_env
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "batchaction", "action"],
         cwd=sandbox.root,

@@ -73,8 +73,8 @@ def git(*args: str, cwd: Path) -> str:
     ).stdout
 
 
-def test_workflow_dispatch_in_the_image_pushes_statuses(image: str, tmp_path: Path) -> None:
-    """The image's entrypoint runs a dispatched selection and pushes the bot's status commit."""
+def seed(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare remote whose ``main`` holds TODO, and a clone of it: (remote, workspace)."""
     remote = tmp_path / "remote.git"
     workspace = tmp_path / "ws"
     git("init", "--quiet", "--bare", "--initial-branch=main", str(remote), cwd=tmp_path)
@@ -84,6 +84,12 @@ def test_workflow_dispatch_in_the_image_pushes_statuses(image: str, tmp_path: Pa
     git("commit", "--quiet", "-m", "Add tasks", cwd=workspace)
     git("remote", "add", "origin", str(remote), cwd=workspace)
     git("push", "--quiet", "origin", "main", cwd=workspace)
+    return remote, workspace
+
+
+def test_workflow_dispatch_in_the_image_pushes_statuses(image: str, tmp_path: Path) -> None:
+    """The image's entrypoint runs a dispatched selection and pushes the bot's status commit."""
+    remote, workspace = seed(tmp_path)
     before = git("rev-parse", "main", cwd=remote).strip()
 
     event = tmp_path / "event.json"
@@ -172,15 +178,7 @@ def test_executors_run_as_the_workspace_owner_and_cannot_read_the_token(
     """The action runs as root in the image; the workspace belongs to uid 1001 (the runner's
     user on GitHub): executors run as 1001, see no form of the token in any process, and
     cannot read a root process's environment. The run still commits and pushes."""
-    remote = tmp_path / "remote.git"
-    workspace = tmp_path / "ws"
-    git("init", "--quiet", "--bare", "--initial-branch=main", str(remote), cwd=tmp_path)
-    git("init", "--quiet", "--initial-branch=main", str(workspace), cwd=tmp_path)
-    (workspace / "TODO.md").write_text(TODO, encoding="utf-8")
-    git("add", "TODO.md", cwd=workspace)
-    git("commit", "--quiet", "-m", "Add tasks", cwd=workspace)
-    git("remote", "add", "origin", str(remote), cwd=workspace)
-    git("push", "--quiet", "origin", "main", cwd=workspace)
+    remote, workspace = seed(tmp_path)
     subprocess.run(["chown", "-R", "1001:1001", str(workspace)], check=True)
     event = tmp_path / "event.json"
     event.write_text(

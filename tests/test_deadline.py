@@ -10,22 +10,14 @@ action pushes and publishes before it waits out the grace period of the tasks.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from actionhelpers import (
-    GIT_IDENTITY,
-    REPOSITORY,
-    RUN_ID,
-    SERVER_URL,
-    TOKEN,
     ApiStub,
     Sandbox,
     comment_event,
@@ -34,6 +26,7 @@ from actionhelpers import (
     parse_outputs,
     pull_answer,
     run_action,
+    start_action,
     status_of,
 )
 from pytest_httpserver import HTTPServer
@@ -77,59 +70,6 @@ def executor(sandbox: Sandbox, *, hold: int = 0, stubborn: int = 0) -> str:
     }
     assigned = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     return f"env {assigned} sh {shlex.quote(str(script))}"
-
-
-def start_action(
-    sandbox: Sandbox, api_url: str, event: str, payload: dict[str, Any], inputs: dict[str, str]
-) -> subprocess.Popen[str]:
-    """``python -m batchaction action`` in the background, as a runner starts it."""
-    files = {
-        "event": sandbox.root / "event.json",
-        "output": sandbox.root / "github_output",
-        "summary": sandbox.root / "step_summary.md",
-    }
-    files["output"].touch()
-    files["summary"].touch()
-    files["event"].write_text(json.dumps(payload), encoding="utf-8")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(sandbox.home),
-        "TMPDIR": str(sandbox.tmp),
-        "LANG": "C.UTF-8",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        **GIT_IDENTITY,
-        "CI": "true",
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_EVENT_NAME": event,
-        "GITHUB_EVENT_PATH": str(files["event"]),
-        "GITHUB_WORKSPACE": str(sandbox.workspace),
-        "GITHUB_OUTPUT": str(files["output"]),
-        "GITHUB_STEP_SUMMARY": str(files["summary"]),
-        "GITHUB_API_URL": api_url,
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GITHUB_SERVER_URL": SERVER_URL,
-        "GITHUB_RUN_ID": RUN_ID,
-        "INPUT_GITHUB-TOKEN": TOKEN,
-        "INPUT_MAX-PARALLEL": "2",
-        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
-    }
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    out = (sandbox.root / "action.out").open("w", encoding="utf-8")
-    err = (sandbox.root / "action.err").open("w", encoding="utf-8")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "batchaction", "action"],
-            cwd=sandbox.root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            text=True,
-        )
-    finally:
-        out.close()
-        err.close()
 
 
 def remote_has(sandbox: Sandbox, path: str) -> bool:
@@ -231,10 +171,10 @@ def test_integrated_work_is_pushed_while_a_later_task_runs(
     task 2 (which depends on it) still runs; the final push lands on top of that tip."""
     proc = start_action(
         sandbox,
-        httpserver.url_for("").rstrip("/"),
         "workflow_dispatch",
         dispatch_event("1-2"),
-        {"executor": executor(sandbox, hold=2), "push-every": "1"},
+        api_url=httpserver.url_for("").rstrip("/"),
+        inputs={"executor": executor(sandbox, hold=2), "push-every": "1"},
     )
     try:
         assert wait_for((sandbox.markers / "ran-2").exists, timeout=30)
@@ -276,10 +216,10 @@ def test_first_sigint_pushes_and_publishes_before_the_grace(
     api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
     proc = start_action(
         sandbox,
-        api.url,
         "issue_comment",
         comment_event("/task 1,4"),
-        {"executor": executor(sandbox, stubborn=4), "grace": "30"},
+        api_url=api.url,
+        inputs={"executor": executor(sandbox, stubborn=4), "grace": "30"},
     )
     step_summary = sandbox.root / "step_summary.md"
     try:
