@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 from actionhelpers import BOT, ApiStub, Sandbox
-from test_truth import assert_told, run_task
+from test_truth import assert_told, locked, run_task
 
 # A submodule moved to a new commit, the shared config told to push submodules on demand, and
 # the submodule's own remote an ``ext::`` command (allowed in the submodule's own config,
@@ -70,7 +70,8 @@ def test_a_branch_reset_under_the_run_is_never_force_pushed(
 def test_a_todo_file_replaced_by_a_fifo_does_not_hang_the_action(
     sandbox: Sandbox, api: ApiStub, isolation: str
 ) -> None:
-    run = run_task(sandbox, api, 'rm "$BATCH_TODO_PATH" && mkfifo "$BATCH_TODO_PATH"', isolation)
+    fifo = 'rm "$BATCH_TODO_PATH" && mkfifo "$BATCH_TODO_PATH"'
+    run = run_task(sandbox, api, locked(fifo, '"$BATCH_TODO_PATH"'), isolation)
     assert_told(run, api, "TODO.md")
 
 
@@ -82,7 +83,7 @@ def test_a_todo_file_replaced_by_a_symlink_is_neither_written_through_nor_commit
     victim.write_bytes((sandbox.workspace / "TODO.md").read_bytes())
     before = victim.read_bytes()
     link = f'rm "$BATCH_TODO_PATH" && ln -s {shlex.quote(str(victim))} "$BATCH_TODO_PATH"'
-    run = run_task(sandbox, api, link, isolation)
+    run = run_task(sandbox, api, locked(link, '"$BATCH_TODO_PATH"'), isolation)
     assert victim.read_bytes() == before
     assert_told(run, api, "TODO.md")
     tip = sandbox.tip("feature")
@@ -92,7 +93,7 @@ def test_a_todo_file_replaced_by_a_symlink_is_neither_written_through_nor_commit
 def test_a_todo_file_moved_behind_a_symlink_in_the_workspace_is_not_committed_elsewhere(
     sandbox: Sandbox, api: ApiStub
 ) -> None:
-    run = run_task(sandbox, api, "mv TODO.md TODO.md.real && ln -s TODO.md.real TODO.md")
+    run = run_task(sandbox, api, locked("mv TODO.md TODO.md.real && ln -s TODO.md.real TODO.md"))
     assert_told(run, api, "TODO.md")
     tip = sandbox.tip("feature")
     for sha in sandbox.git("rev-list", f"{sandbox.feature_sha}..{tip}").split():

@@ -6,6 +6,7 @@ entrypoint, a bare remote and the loopback API."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -31,6 +32,13 @@ def run_task(sandbox: Sandbox, api: ApiStub, executor: str, isolation: str = "no
         sandbox, "issue_comment", comment_event("/task 4"), api_url=api.url,
         inputs={"executor": executor, "isolation": isolation}, timeout=60,
     )  # fmt: skip
+
+
+def locked(command: str, todo: str = "TODO.md") -> str:
+    """``command`` run under the TODO lock, as a script that edits TODO.md should: the damage is
+    not raced by the run's own "in progress" write (which could undo it, or put a file in the
+    way of an ``ln`` or ``mkdir``)."""
+    return f"flock {todo}.lock sh -c {shlex.quote(command)}"
 
 
 def first_line(text: str) -> str:
@@ -86,7 +94,7 @@ def test_a_push_refused_by_branch_protection_is_the_first_thing_said(
 def test_a_todo_file_the_run_could_not_write_is_said_and_never_committed(
     sandbox: Sandbox, api: ApiStub, damage: str
 ) -> None:
-    run = run_task(sandbox, api, damage)
+    run = run_task(sandbox, api, locked(damage))
     assert_told(run, api, "TODO.md")
     no_bot_commit_breaks_the_todo(sandbox)
 
