@@ -15,11 +15,12 @@ from typing import TextIO
 
 from batchaction import executoruser, gate, gitops
 from batchaction.actioncontext import Context
-from batchaction.commandhelp import is_help, usage
+from batchaction.commandhelp import is_help, plan_selection, usage
 from batchaction.commitphase import collector, commit_and_publish
 from batchaction.driverguard import DriverGuard
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.executor import WORKFLOW_FILE_VARIABLES
+from batchaction.finalize import finalize_cancelled, open_live
 from batchaction.gate import Head, checkout_head, ensure_safe_directory, gate_comment
 from batchaction.ghevent import decide, load_event
 from batchaction.github import GitHub
@@ -27,20 +28,21 @@ from batchaction.inert import redact, secret_forms
 from batchaction.keptwork import branch_prefix
 from batchaction.loading import read_and_plan, status_table
 from batchaction.midpush import for_action
+from batchaction.prcommand import answer_plan, head_todo, resolve_retry
 from batchaction.progress import HumanReporter, final_report
 from batchaction.publishing import log_dir_for
 from batchaction.remoteconfig import ConfigGuard
+from batchaction.retry import RetryRequest, parse_request
 from batchaction.runlimits import environment_defaults
 from batchaction.runner import RunRequest, execute, open_workspaces
-from batchaction.selection import parse_selection
-from batchaction.settings import Settings, find_todo, resolve
+from batchaction.settings import Settings, resolve
 from batchaction.signals import recorded_signals
 from batchaction.tokenhandoff import received
 from batchaction.workflow import Workflow
 from batchaction.writeback import StatusChange
 
 # Inputs that are not Settings keys.
-ACTION_ONLY = ("github-token", "config")
+ACTION_ONLY = ("github-token", "push-token", "config", "finalize")
 
 
 def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
@@ -52,11 +54,6 @@ def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
         if value is not None and value.strip():
             values[key] = value.strip() if key != "executor" else value
     return values
-
-
-def inside(path: Path, root: Path) -> bool:
-    real = Path(os.path.realpath(path))
-    return real == root or root in real.parents
 
 
 def run_action(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
@@ -76,7 +73,8 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
     os.chdir(workspace)
     inputs = read_inputs(env)
     token = inputs.pop("github-token", None) or env.get("GITHUB_TOKEN") or None
-    for form in secret_forms(token or ""):
+    push_token = inputs.pop("push-token", None)  # for pushes to the PR's branch only
+    for form in secret_forms(token or "") + secret_forms(push_token or ""):
         wf.mask(form)
     config = inputs.pop("config", None)
     event_name = env.get("GITHUB_EVENT_NAME", "")
@@ -109,9 +107,22 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
         return EXIT_OK
     api = env.get("GITHUB_API_URL", "https://api.github.com")
     gh = GitHub(api, token) if trigger.kind == "comment" else None
-    ctx = Context(env, wf, workspace, token, gh, trigger)
+    ctx = Context(env, wf, workspace, token, gh, trigger, push_token=push_token)
+    if inputs.get("finalize", "").lower() == "true":
+        try:
+            return finalize_cancelled(ctx)
+        finally:
+            if gh is not None:
+                gh.close()
     try:
         return _gated_run(ctx, settings)
+    except KeyboardInterrupt:  # SIGINT before the scheduler handles signals
+        ctx.abandon("interrupted before the tasks started", "cancelled")
+        raise
+    except BaseException as exc:
+        # The live comment and the check run must not say "running" after the action ended.
+        ctx.abandon(str(exc) if isinstance(exc, BatchError) else f"internal error: {exc!r}")
+        raise
     finally:
         if gh is not None:
             gh.close()
@@ -127,6 +138,8 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     head: Head | None = None
     if trigger.kind == "comment" and is_help(trigger.selection):
         return gate.answer_help(ctx, settings)
+    if trigger.kind == "comment" and (asked := plan_selection(trigger.selection)) is not None:
+        return answer_plan(ctx, settings, asked)
     if trigger.kind == "comment":
         gated = gate_comment(ctx, settings)
         if isinstance(gated, int):
@@ -137,7 +150,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
         branch = trigger.branch or gitops.current_branch(workspace) or ""
         sha = gitops.head(workspace)
     try:
-        selection = parse_selection(trigger.selection, settings.max_tasks)
+        selection = parse_request(trigger.selection, settings.max_tasks)  # or `failed`
     except BatchError as exc:
         return ctx.refuse(str(exc), EXIT_INVALID_INPUT, advice=usage(settings.command))
     if not settings.executor:
@@ -168,18 +181,18 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     gitops.check_drivers(DriverGuard(workspace).problem)  # no task-made filter runs in ours
     # Look for the TODO file on the PR head, not on the default branch checked out before.
     try:
-        todo = find_todo(settings.todo_path, base=workspace)
-        if not inside(todo, workspace):
-            named = settings.todo_path or os.path.relpath(todo, workspace)
-            raise BatchError(
-                f"todo-path {named!r} leads outside the workspace: use a path inside the repository"
-            )
+        todo = head_todo(workspace, settings)
         if head is not None:
             refused = gate.approve_head(ctx, head, todo, settings.command)
             if refused is not None:
                 return refused
     except BatchError as exc:
         return ctx.refuse(str(exc), EXIT_INVALID_INPUT)
+    if isinstance(selection, RetryRequest):  # `failed`: read on the head's TODO file
+        picked = resolve_retry(ctx, settings, todo, selection, sha)
+        if isinstance(picked, int):
+            return picked
+        selection = picked
     table = status_table(settings)
     try:
         doc, the_plan = read_and_plan(settings, todo, selection)
@@ -206,6 +219,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
             "add-paths is for `isolation: none`: in worktrees everything a task leaves is "
             "committed on its behalf, and nothing else is",
         )
+    shown = open_live(ctx, settings, the_plan, reporter, sha)  # + the live comment
     applied: list[StatusChange] = []
     status_commits: dict[str, gitops.StatusCommit] = {}
     on_write = collector(ctx, settings, applied, todo_rel, status_commits, workspaces=workspaces)
@@ -219,9 +233,9 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
             todo=Path(todo_rel),
             doc=doc,
             plan=the_plan,
-            reporter=reporter,
+            reporter=shown,
             cwd=workspace,
-            secrets=(ctx.token,) if ctx.token else (),
+            secrets=tuple(t for t in (ctx.token, ctx.push_token) if t),
             environ={k: v for k, v in env.items() if k not in WORKFLOW_FILE_VARIABLES},
             on_write=early.watch(on_write),
             workspaces=workspaces,
@@ -231,7 +245,7 @@ def _gated_run(ctx: Context, settings: Settings | BatchError) -> int:
     )
     # A task can print the token (its parent's /proc/<pid>/environ holds it): nothing of it
     # reaches the summary, the outputs, the reply or the job summary.
-    summary = redact(result.summary, secret_forms(ctx.token or ""))
+    summary = redact(result.summary, ctx.secret_forms())
     print(final_report(summary), file=sys.stderr)
     code = result.exit_code
     with recorded_signals() as received:

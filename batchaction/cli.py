@@ -127,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         code: int = args.func(args)
-    except BatchError as exc:
-        print(f"batchaction: error: {exc}", file=sys.stderr)
+    except BatchError as exc:  # exit 0: nothing to do (``run failed`` with nothing failed)
+        print(f"batchaction: {'error: ' if exc.exit_code else ''}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("batchaction: interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from batchaction.errors import EXIT_OK, BatchError
 from batchaction.settings import Settings, find_todo, resolve
 
 
@@ -28,7 +29,18 @@ def add_todo(parser: argparse.ArgumentParser) -> None:
 
 def add_planning(parser: argparse.ArgumentParser) -> None:
     """``SELECTION... --todo --config --include-deps --unselected-deps --max-tasks``."""
-    parser.add_argument("selection", nargs="+", help="task numbers and ranges: 63, 65-67")
+    parser.add_argument(
+        "selection",
+        nargs="+",
+        help="task numbers and ranges: 63, 65-67; or `failed`: the failed tasks and those "
+        "batchaction blocked",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="every_blocked",
+        help="with `failed`: every blocked task too, whatever blocked it",
+    )
     add_todo(parser)
     parser.add_argument(
         "--include-deps",
@@ -105,11 +117,23 @@ def todo_for(args: argparse.Namespace, settings: Settings) -> Path:
 
 def load_plan(args: argparse.Namespace) -> tuple[Settings, Path, Any, Any]:
     """Shared by plan and run: settings, TODO path, parsed document and plan."""
-    from batchaction.loading import read_and_plan  # noqa: PLC0415
-    from batchaction.selection import parse_selection  # noqa: PLC0415
+    from batchaction.loading import read_and_plan, read_document  # noqa: PLC0415
+    from batchaction.retry import (  # noqa: PLC0415
+        RetryRequest,
+        nothing_to_retry,
+        parse_request,
+        pick_retry,
+    )
 
     settings = settings_for(args)
-    selection = parse_selection(" ".join(args.selection), settings.max_tasks)
+    text = " ".join(args.selection) + (" --all" if args.every_blocked else "")
+    selection = parse_request(text, settings.max_tasks)
     todo = todo_for(args, settings)
+    if isinstance(selection, RetryRequest):
+        pick = pick_retry(read_document(settings, todo).tasks, dict(settings.status_markers))
+        request, selection = selection, pick.selection(selection, settings.max_tasks)
+        if not selection:
+            why = nothing_to_retry(pick, request, f"batchaction {args.command}").replace("`", "'")
+            raise BatchError(f"nothing to retry in {todo}: {why}", EXIT_OK)
     doc, result = read_and_plan(settings, todo, selection)
     return settings, todo, doc, result

@@ -104,7 +104,7 @@ def commit_and_publish(
                 extra_paths=changed_paths(workspace, settings.add_paths, todo_rel),
                 table=table,
                 markers=dict(settings.status_markers),
-                access=ctx.remote_access(),
+                access=ctx.push_access(),  # the push-token, when given
                 status_commits=status_commits,
                 before_push=stop_if_interrupted,
             )
@@ -114,6 +114,9 @@ def commit_and_publish(
             message = exc.message if isinstance(exc, gitops.GitError) else str(exc)
             committed = gitops.CommitResult(None, False, 0, branch, f"could not commit: {message}")
         summary["commit"] = early.settle(committed).as_summary()
+        if ctx.push_refused:  # pushed all the same, with the github-token: no CI runs on it
+            summary["commit"]["push_token_refused"] = True
+            summary["warnings"].append(ctx.push_refused[-1])
         if committed.error:
             wf.error(f"the status commit was not pushed: {committed.error}")
             code = max(code, EXIT_TASKS_FAILED)
@@ -132,6 +135,11 @@ def commit_and_publish(
     if trigger.kind == "comment":
         ctx.react("rocket" if code == EXIT_OK and not received else "confused")
         ran_on = f"{ctx.approval.describe()} " if ctx.approval else ""
-        if not early.replied:  # one reply: the one made at the interrupt stands
+        # One reply: the one made at the interrupt stands, unless it is the live comment,
+        # which the final summary replaces.
+        live = ctx.live is not None and ctx.live.comment_id is not None
+        if not early.replied or live:
             ctx.reply(markdown + f"\n{ran_on}[Run log]({ctx.run_url()})\n")
+        commit = summary["commit"]
+        ctx.conclude(summary, markdown, commit["sha"] if commit["pushed"] else None)
     return code

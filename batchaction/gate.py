@@ -17,6 +17,7 @@ from batchaction.commandhelp import help_text
 from batchaction.errors import EXIT_INVALID_INPUT, EXIT_OK, EXIT_TASKS_FAILED, BatchError
 from batchaction.ghevent import ROLE_RANK, permission_rank
 from batchaction.github import GitHubError
+from batchaction.retry import parse_retry
 from batchaction.selection import format_selection, parse_selection
 from batchaction.settings import Settings
 
@@ -51,8 +52,10 @@ def answer_help(ctx: Context, settings: Settings) -> int:
     return EXIT_OK
 
 
-def gate_comment(ctx: Context, settings: Settings) -> Head | int:
-    """Permission and fork checks; the PR head to run on, or an exit code after refusing."""
+def gate_comment(ctx: Context, settings: Settings, *, runs: bool = True) -> Head | int:
+    """Permission and fork checks; the PR head to run on, or an exit code after refusing.
+    ``runs=False`` (``/task plan``): nothing will run, so a fork's head needs no pin, a pin
+    is not read, and the timeline is not checked for a force-push after the comment."""
     trigger = ctx.trigger
     assert ctx.gh is not None
     assert trigger.pr_number is not None
@@ -75,7 +78,8 @@ def gate_comment(ctx: Context, settings: Settings) -> Head | int:
         return ctx.refuse(
             f"the head repository of #{trigger.pr_number} was deleted; nothing to run on"
         )
-    if trigger.pin is not None and (problem := pin_problem(trigger.pin)):
+    pin = trigger.pin if runs else None
+    if pin is not None and (problem := pin_problem(pin)):
         return ctx.refuse(problem, EXIT_INVALID_INPUT)
     if head_repo != base_repo:
         if not settings.allow_forks:
@@ -83,9 +87,9 @@ def gate_comment(ctx: Context, settings: Settings) -> Head | int:
                 f"the head of #{trigger.pr_number} is in a fork ({head_repo}); "
                 "set `allow-forks: true` to run tasks on fork branches (they are not pushed)"
             )
-        if trigger.pin is None:
+        if pin is None and runs:
             return _refuse_unpinned(ctx, settings, head_repo, sha)
-    if trigger.pin is None:
+    if pin is None and runs:
         try:
             events = ctx.gh.timeline(trigger.owner, trigger.repo, trigger.pr_number)
         except GitHubError as exc:
@@ -125,7 +129,12 @@ def _check_permission(ctx: Context, settings: Settings) -> int | None:
 def _refuse_unpinned(ctx: Context, settings: Settings, fork: str, sha: str) -> int:
     """A fork's head runs only when the comment pins it: say how."""
     try:
-        selection = format_selection(parse_selection(ctx.trigger.selection, settings.max_tasks))
+        retry = parse_retry(ctx.trigger.selection)  # ``failed``: resolved on the head later
+        selection = (
+            retry.text()
+            if retry is not None
+            else format_selection(parse_selection(ctx.trigger.selection, settings.max_tasks))
+        )
     except BatchError:
         selection = "<tasks>"
     return ctx.refuse(

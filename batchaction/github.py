@@ -81,10 +81,12 @@ class GitHub:
                 method, path, response.status_code, f"the answer is not JSON ({kind})"
             ) from None
 
-    def _call(self, method: str, path: str, json: Any = None) -> Any:
+    def _call(
+        self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
         """``_once`` retried on network errors and 5xx answers (3 attempts, backoff)."""
         try:
-            return self._retry(self._once, method, path, json)
+            return self._retry(self._once, method, path, json, params)
         except httpx.TransportError as exc:
             raise GitHubError(method, path, None, f"cannot reach the API: {exc}") from None
 
@@ -109,22 +111,31 @@ class GitHub:
         Raises GitHubError on an API error, an answer that is not a list, or a timeline longer
         than ``max_pages`` pages (the newest events, which matter here, come last).
         """
-        where: str | None = f"/repos/{owner}/{repo}/issues/{number}/timeline"
-        params: dict[str, str] | None = {"per_page": "100"}
-        events: list[dict[str, Any]] = []
+        path = f"/repos/{owner}/{repo}/issues/{number}/timeline"
+        events, complete = self._pages(path, {"per_page": "100"}, "timeline", max_pages)
+        if not complete:
+            raise GitHubError("GET", "timeline", None, f"more than {max_pages * 100} events")
+        return events
+
+    def _pages(
+        self, where: str | None, params: dict[str, str] | None, what: str, max_pages: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The objects of up to ``max_pages`` pages of a list answer, following ``Link: <...>;
+        rel="next"``, and whether that was every page. Raises GitHubError."""
+        found: list[dict[str, Any]] = []
         for _ in range(max_pages):
             assert where is not None
             try:
                 page, where = self._retry(self._exchange, "GET", where, None, params)
             except httpx.TransportError as exc:
-                raise GitHubError("GET", "timeline", None, f"cannot reach the API: {exc}") from None
+                raise GitHubError("GET", what, None, f"cannot reach the API: {exc}") from None
             if not isinstance(page, list):
-                raise GitHubError("GET", "timeline", None, "unexpected answer")
-            events.extend(event for event in page if isinstance(event, dict))
+                raise GitHubError("GET", what, None, "unexpected answer")
+            found.extend(item for item in page if isinstance(item, dict))
             params = None  # the next page's address carries them
             if where is None:
-                return events
-        raise GitHubError("GET", "timeline", None, f"more than {max_pages * 100} events")
+                return found, True
+        return found, False
 
     def react(self, owner: str, repo: str, comment_id: int, content: str) -> None:
         self._call(
@@ -133,30 +144,91 @@ class GitHub:
             {"content": content},
         )
 
-    def comment(self, owner: str, repo: str, number: int, body: str) -> None:
-        """Post a comment once. A POST that failed (a 502, a timeout) may still have been
-        stored, so the body carries an invisible marker, and before posting again the
-        comments made since the first attempt are searched for it."""
+    def comment(self, owner: str, repo: str, number: int, body: str) -> int | None:
+        """Post a comment once; its id (None when the answer has none). A POST that failed
+        (a 502, a timeout) may still have been stored, so the body carries an invisible
+        marker, and before posting again the comments made since the first attempt are
+        searched for it (``POST /repos/{owner}/{repo}/issues/{number}/comments``)."""
         path = f"/repos/{owner}/{repo}/issues/{number}/comments"
         marker = f"<!-- batchaction:{secrets.token_hex(8)} -->"
         since = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
         tries = 0
 
-        def post() -> None:
+        def post() -> Any:
             nonlocal tries
             tries += 1
-            if tries > 1 and self._posted(path, marker, since):
-                return
-            self._once("POST", path, {"body": f"{marker}\n{body}"})
+            if tries > 1 and (stored := self._posted(path, marker, since)) is not None:
+                return stored
+            return self._once("POST", path, {"body": f"{marker}\n{body}"})
 
         try:
-            self._retry(post)
+            answer = self._retry(post)
         except httpx.TransportError as exc:
             raise GitHubError("POST", path, None, f"cannot reach the API: {exc}") from None
+        found = answer.get("id") if isinstance(answer, dict) else None
+        return found if type(found) is int else None
 
-    def _posted(self, path: str, marker: str, since: str) -> bool:
-        """Whether a comment holding ``marker`` was stored since ``since`` (ISO 8601)."""
+    def _posted(self, path: str, marker: str, since: str) -> dict[str, Any] | None:
+        """The comment holding ``marker`` stored since ``since`` (ISO 8601), or None."""
         answer = self._once("GET", path, params={"since": since, "per_page": "100"})
-        return isinstance(answer, list) and any(
-            isinstance(c, dict) and marker in str(c.get("body", "")) for c in answer
+        if not isinstance(answer, list):
+            return None
+        return next(
+            (c for c in answer if isinstance(c, dict) and marker in str(c.get("body", ""))), None
         )
+
+    def edit_comment(self, owner: str, repo: str, comment_id: int, body: str) -> None:
+        """Replace a comment's body (``PATCH /repos/{owner}/{repo}/issues/comments/{id}``);
+        idempotent, so retried like a read. Raises GitHubError."""
+        self._call("PATCH", f"/repos/{owner}/{repo}/issues/comments/{comment_id}", {"body": body})
+
+    def comments_since(
+        self, owner: str, repo: str, number: int, since: str, max_pages: int = 10
+    ) -> list[dict[str, Any]]:
+        """The issue's comments created or updated at or after ``since`` (ISO 8601), oldest
+        first (``GET /repos/{owner}/{repo}/issues/{number}/comments?since=``, 100 a page,
+        following ``Link``, at most ``max_pages`` pages). Raises GitHubError."""
+        path = f"/repos/{owner}/{repo}/issues/{number}/comments"
+        return self._pages(path, {"since": since, "per_page": "100"}, "comments", max_pages)[0]
+
+    def create_check_run(self, owner: str, repo: str, fields: dict[str, Any]) -> int:
+        """Create a check run (``POST /repos/{owner}/{repo}/check-runs``: ``name``,
+        ``head_sha``, ``status``, ``conclusion``, ``output``...); its id. Needs ``checks:
+        write``. Not retried after a 5xx (a retry could make two). Raises GitHubError."""
+        path = f"/repos/{owner}/{repo}/check-runs"
+        try:
+            answer = self._once("POST", path, fields)
+        except httpx.TransportError as exc:
+            raise GitHubError("POST", path, None, f"cannot reach the API: {exc}") from None
+        found = answer.get("id") if isinstance(answer, dict) else None
+        if type(found) is not int:
+            raise GitHubError("POST", path, None, "the answer has no check run id")
+        return found
+
+    def update_check_run(
+        self, owner: str, repo: str, check_run_id: int, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Update a check run (``PATCH /repos/{owner}/{repo}/check-runs/{id}``: ``status``,
+        ``conclusion``, ``completed_at``, ``output``); the check run as answered."""
+        answer = self._call("PATCH", f"/repos/{owner}/{repo}/check-runs/{check_run_id}", fields)
+        return answer if isinstance(answer, dict) else {}
+
+    def check_runs_for(self, owner: str, repo: str, sha: str, name: str) -> list[dict[str, Any]]:
+        """The check runs named ``name`` on commit ``sha`` (``GET /repos/{owner}/{repo}/commits/
+        {sha}/check-runs?check_name=``, first 100). Raises GitHubError."""
+        answer = self._call(
+            "GET",
+            f"/repos/{owner}/{repo}/commits/{sha}/check-runs",
+            params={"check_name": name, "per_page": "100"},
+        )
+        runs = answer.get("check_runs") if isinstance(answer, dict) else None
+        if not isinstance(runs, list):
+            raise GitHubError("GET", "check runs", None, "unexpected answer")
+        return [run for run in runs if isinstance(run, dict)]
+
+    def check_run(self, owner: str, repo: str, check_run_id: int) -> dict[str, Any]:
+        """``GET /repos/{owner}/{repo}/check-runs/{id}``. Raises GitHubError."""
+        answer = self._call("GET", f"/repos/{owner}/{repo}/check-runs/{check_run_id}")
+        if not isinstance(answer, dict):
+            raise GitHubError("GET", "check run", None, "unexpected answer")
+        return answer

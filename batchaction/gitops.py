@@ -24,6 +24,7 @@ from batchaction.gitenv import OWN_CONFIG, git_environment
 from batchaction.selection import format_selection
 from batchaction.status import DEFAULT_TABLE, StatusTable
 from batchaction.textlines import read_todo_text
+from batchaction.workflow import escape_data
 from batchaction.writeback import StatusChange, write_changes
 
 BOT_NAME = "github-actions[bot]"
@@ -72,7 +73,8 @@ def git(
     """Run ``git ARGS`` in ``cwd`` (no prompts, C locale, ``OWN_CONFIG``), ``input_text`` on
     its stdin. ``access`` (fetch and push only): the remote's credentials, through a pipe,
     and the check that the git configuration was not changed; when it refuses, git does not
-    run and the result is exit 128 with the reason on stderr.
+    run and the result is exit 128 with the reason on stderr. A push made with the
+    push-token that the server refuses has that said on stderr (``push_refused``).
 
     Raises GitError (exit 1) on a non-zero exit when ``check``.
     """
@@ -83,29 +85,46 @@ def git(
         options: list[str] = []
         fds: tuple[int, ...] = ()
         refusal = access.refusal() if access is not None else None
+        push = access is not None and _subcommand(args) == "push"
         if refusal is None and _driver_check is not None and _subcommand(args) in DRIVER_COMMANDS:
             refusal = _driver_check(cwd)
         if refusal is not None:
             proc = subprocess.CompletedProcess(["git", *args], 128, "", refusal)
         else:
             if access is not None:
-                options, fds = stack.enter_context(access.git_options())
+                options, fds = stack.enter_context(access.git_options(push=push))
             elif args and args[0] in ("fetch", "push", "pull", "ls-remote"):
                 options = list(REMOTE_CONFIG)  # no token, the same guard rails
-            proc = subprocess.run(
-                ["git", *OWN_CONFIG, *options, *args],
-                cwd=cwd,
-                env=full_env,
-                capture_output=True,
-                text=True,
-                check=False,
-                input=input_text,
-                stdin=subprocess.DEVNULL if input_text is None else None,
-                pass_fds=fds,
-            )
+            proc = _spawn([*options, *args], cwd, full_env, input_text, fds)
+            refused = access.push_refused(proc.stderr + proc.stdout) if push and access else None
+            if proc.returncode != 0 and access is not None and refused:
+                # Nothing is lost to an expired or read-only push-token: the push is made
+                # with github-token (no workflow runs on that commit), and that is warned.
+                with access.git_options() as (options, fds):
+                    proc = _spawn([*options, *args], cwd, full_env, input_text, fds)
+                if proc.returncode == 0:
+                    warning = f"{refused}. Pushed with github-token instead: no workflow runs on it"
+                    print(f"::warning::{escape_data(warning)}", flush=True)
+                    access.refused.append(warning)
+                else:
+                    proc.stderr = refused + "\n"
     if check and proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr + proc.stdout)
     return proc
+
+
+def _spawn(
+    args: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    input_text: str | None,
+    fds: tuple[int, ...],
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *OWN_CONFIG, *args], cwd=cwd, env=env, capture_output=True, text=True,
+        check=False, input=input_text, pass_fds=fds,
+        stdin=subprocess.DEVNULL if input_text is None else None,
+    )  # fmt: skip
 
 
 def identity_env(name: str = BOT_NAME, email: str = BOT_EMAIL) -> dict[str, str]:

@@ -24,8 +24,10 @@ ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")
 _REFERENCE = re.compile(r"#(?=\d)")
 # What GitHub autolinks without brackets: URLs (an issue URL also cross-references), www.
-# names, GH-12 references.
-_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?<=\bGH)(?=-\d)", re.IGNORECASE)
+# names (also right after "_", a word character: GFM links "_www.x"), GH-12 references.
+_AUTOLINK = re.compile(
+    r"(?<=:)(?=//)|(?<=(?<![A-Za-z0-9])www)(?=\.)|(?<=\bGH)(?=-\d)", re.IGNORECASE
+)
 # Bidirectional controls reorder what a reader sees (U+202A-U+202E, U+2066-U+2069).
 _BIDI = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 _BRACKETS = str.maketrans({"[": "&#91;", "]": "&#93;"})

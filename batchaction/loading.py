@@ -30,9 +30,10 @@ def read_document(settings: Settings, todo: Path) -> TodoDocument:
 
 
 def read_and_plan(
-    settings: Settings, todo: Path, selection: Sequence[int]
+    settings: Settings, todo: Path, selection: Sequence[int], name: str | None = None
 ) -> tuple[TodoDocument, Plan]:
-    """Parse ``todo`` and plan ``selection``; BatchError (exit 2) for bad files and cycles."""
+    """Parse ``todo`` and plan ``selection``; BatchError (exit 2) for bad files and cycles.
+    The plan's warnings and errors name the file ``name`` (default: ``todo`` as given)."""
     doc = read_document(settings, todo)
     result = plan(
         doc.tasks,
@@ -40,12 +41,12 @@ def read_and_plan(
         include_deps=settings.include_deps,
         unselected_deps="block" if settings.unselected_deps == "block" else "warn",
         headings=doc.headings,
-        source=str(todo),
+        source=name or str(todo),
     )
-    return doc, _with_broken_fields(doc, result, todo)
+    return doc, _with_broken_fields(doc, result, name or str(todo))
 
 
-def _with_broken_fields(doc: TodoDocument, result: Plan, todo: Path) -> Plan:
+def _with_broken_fields(doc: TodoDocument, result: Plan, todo: str) -> Plan:
     """Plan warnings for lines of the planned tasks that read like a Status or dependency
     field but are not one (``lint`` reports them for the whole file)."""
     if not doc.broken_fields or not result.tasks:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from batchaction import gitops
-from batchaction.inert import redact, secret_forms
+from batchaction.inert import redact
 from batchaction.lockwait import install
 from batchaction.runlimits import RunLimits
 from batchaction.settings import Settings
@@ -158,7 +158,7 @@ class MidPush:
             return
         assert self.branch is not None
         proc = gitops.push_fast_forward(
-            ctx.workspace, self.branch, lease, tip, access=ctx.remote_access()
+            ctx.workspace, self.branch, lease, tip, access=ctx.push_access()
         )
         if proc.returncode == 0:
             self.pushed = tip
@@ -198,7 +198,7 @@ class MidPush:
         from batchaction.summary import render_markdown  # noqa: PLC0415
 
         ctx = self.ctx
-        summary = redact(summary, secret_forms(ctx.token or ""))
+        summary = redact(summary, ctx.secret_forms())
         summary["todo"] = self.todo_rel
         summary["result"] = "interrupted"
         summary["commit"] = {
@@ -230,6 +230,7 @@ class MidPush:
         ctx.wf.step_summary(markdown)
         if ctx.trigger.kind == "comment":
             ctx.react("confused")
+            ctx.conclude(summary, markdown)  # first: the reply can wait on a slow edit
             ctx.reply(markdown + f"\n[Run log]({ctx.run_url()})\n")
             self.replied = True
         print("batchaction: interrupted: published the run as it stands; stopping the tasks")

@@ -17,6 +17,7 @@ from batchaction.repo import exclude_paths
 from batchaction.selection import format_selection
 from batchaction.textlines import open_regular, read_todo_text
 from batchaction.todo import parse_todo
+from batchaction.workflow import run_key
 
 if TYPE_CHECKING:
     from batchaction.actioncontext import Context
@@ -121,11 +122,7 @@ def save_summary(workspace: Path, summary: dict[str, Any]) -> Path | None:
 def log_dir_for(workspace: Path, env: Mapping[str, str]) -> Path:
     """Where the tasks' whole logs go: in ``own_folder`` (they outlive the container, and a
     later step can upload them), one folder a run."""
-    run = "-".join(
-        "".join(ch for ch in env.get(name, "") if ch.isdigit()) or "0"
-        for name in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT")
-    )
-    return own_folder(workspace) / "logs" / f"run-{run}-{os.getpid()}"
+    return own_folder(workspace) / "logs" / f"run-{run_key(env)}-{os.getpid()}"
 
 
 LOG_EXCERPT = 64 * 1024  # bytes of a task's log printed in the job log (`log-excerpt`)

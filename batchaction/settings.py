@@ -204,6 +204,8 @@ class Settings:
     run_deadline: float | None = None  # seconds after the start: nothing new starts past it
     push_every: float = 600.0  # action, worktrees: push integrated work at most this often
     log_excerpt: int = 64 * 1024  # action: bytes of each task's log printed in the job log
+    check_run: bool = False  # action, comment runs: a check run on the PR head (checks: write)
+    progress_interval: float = 10.0  # action, comment runs: seconds between progress edits
 
     def with_values(self, values: Mapping[str, Any], origin: str) -> Settings:
         """A copy with kebab-case ``values`` applied; unknown keys and bad values -> exit 2."""
@@ -268,6 +270,8 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "run-deadline": _seconds_or_none,
     "push-every": _seconds,
     "log-excerpt": _bytes,
+    "check-run": _bool,
+    "progress-interval": _seconds,
     "dependency-fields": _field_names,
     "reverse-dependency-fields": _field_names,
 }

@@ -66,12 +66,19 @@ def status_head(value: str) -> str:
 _HIDDEN = re.compile(r"<!--.*?-->|~~[^~]*~~")
 
 
-def classify(value: str, table: StatusTable = DEFAULT_TABLE) -> State:
-    """Classify a Status field's value (case-insensitive, brackets optional). What GitHub
-    does not show as current (an HTML comment, struck-through text) is not read."""
+def visible_status(value: str) -> str:
+    """A Status value without what GitHub does not show as current (an HTML comment,
+    struck-through text), stripped."""
     text = value.strip()
     if "<!--" in text or "~~" in text:
         text = _HIDDEN.sub("", text).strip()
+    return text
+
+
+def classify(value: str, table: StatusTable = DEFAULT_TABLE) -> State:
+    """Classify a Status field's value (case-insensitive, brackets optional). What GitHub
+    does not show as current (an HTML comment, struck-through text) is not read."""
+    text = visible_status(value)
     if text.startswith(table.done_prefixes):
         return "done"
     words = marker_words(status_head(text))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 from batchaction import __version__
+from batchaction.graphview import graph_edges, summary_legend, summary_mermaid, too_large_note
 from batchaction.inert import inert
 from batchaction.planner import Plan
 from batchaction.selection import format_selection
@@ -59,6 +61,10 @@ def build_summary(
     todo_lock: Mapping[str, Any] | None = None,
     deadline: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    # A task's dependencies that are tasks of this run (run or blocked): the graph's edges.
+    dependencies: dict[int, list[int]] = {}
+    for dep, number in graph_edges(plan):
+        dependencies.setdefault(number, []).append(dep)
     tasks = [
         {
             "number": run.number,
@@ -70,6 +76,7 @@ def build_summary(
             "duration_s": run.duration_s,
             "attempts": run.attempts,
             "blocked_by": list(run.blocked_by),
+            "dependencies": dependencies.get(run.number, []),
             "reason": run.reason,
             "log_path": run.log_path,
             "log_tail": list(run.log_tail),
@@ -115,9 +122,17 @@ def build_summary(
     }
 
 
-def _cell(text: str | None) -> str:
-    """Inert text (``inert.py``) for one Markdown table cell or line."""
-    return inert(" ".join((text or "").split())).replace("|", "&#124;")
+CELL_LIMIT = 300  # characters of a title or reason in a table row, before escaping
+
+
+def _cell(text: str | None, limit: int | None = None) -> str:
+    """Inert text (``inert.py``) for one Markdown table cell or line, on one line; past
+    ``limit`` characters cut to ``limit - 1`` and ``…`` (so that one long reason cannot push
+    the rest of the summary past its limit)."""
+    flat = " ".join((text or "").split())
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return inert(flat).replace("|", "&#124;")
 
 
 def _duration(seconds: float | None) -> str:
@@ -146,6 +161,8 @@ def trouble(summary: Mapping[str, Any]) -> list[str]:
     if (summary.get("isolation") or {}).get("result_branch"):
         found.append("⚠️ integrated work not on the branch")
     commit = summary.get("commit") or {}
+    if commit.get("push_token_refused"):
+        found.append("⚠️ push-token refused: pushed with github-token, no CI on it")
     if commit.get("error"):
         found.append("⚠️ not pushed" if not commit.get("pushed") else "⚠️ statuses not committed")
     return found
@@ -214,14 +231,15 @@ def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> 
         for task in summary["tasks"]:
             wave = str(task["wave"]) if task["wave"] else "–"
             out.append(
-                f"| {wave} | **{task['number']}** {_cell(task['title'])} "
+                f"| {wave} | **{task['number']}** {_cell(task['title'], CELL_LIMIT)} "
                 f"| {EMOJI[task['outcome']]} {task['outcome']} "
-                f"| {_duration(task['duration_s'])} | {_cell(task['reason'])} |"
+                f"| {_duration(task['duration_s'])} | {_cell(task['reason'], CELL_LIMIT)} |"
             )
         out.append("")
     if summary["skipped"]:
         skipped = ", ".join(f"{s['number']} ({s['reason']})" for s in summary["skipped"])
         out += [f"Skipped: {_cell(skipped)}", ""]
+    out += graph_lines(summary)
     for task in summary["tasks"]:
         if task["outcome"] in ("failed", "timed-out") and task["log_tail"]:
             tail = inert("\n".join(task["log_tail"]))
@@ -239,18 +257,39 @@ def render_markdown(summary: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> 
     isolation = summary.get("isolation") or {}
     if isolation.get("message"):
         out += [f"Work: {_cell(isolation['message'])}", ""]
-    warnings = summary.get("warnings") or []
-    if warnings:
-        out += ["<details>", f"<summary>{len(warnings)} warning(s)</summary>", ""]
-        out += [f"- {_cell(w)}" for w in warnings]
-        out += ["</details>", ""]
+    out += warning_lines(summary.get("warnings") or [])
     steps = next_steps(summary)
     if steps:
         out += ["**Next steps**", ""] + [f"- {step}" for step in steps] + [""]
     text = "\n".join(out)
     if len(text) > limit:
-        text = _truncate(text, limit)
+        text = truncate_markdown(text, limit)
     return text
+
+
+def warning_lines(warnings: Sequence[str]) -> list[str]:
+    """Markdown lines folding ``warnings`` (inert) in a ``<details>``; none without any."""
+    if not warnings:
+        return []
+    head = f"<summary>{len(warnings)} warning(s)</summary>"
+    rows = (f"- {_cell(w, 2 * CELL_LIMIT)}" for w in warnings)
+    return ["<details>", head, "", *rows, "</details>", ""]
+
+
+def graph_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Markdown lines of the run's dependency graph (``graphview.summary_mermaid``): a
+    ```` ```mermaid ```` fence in an open ``<details>`` whose ``<summary>`` is the colour
+    legend; past 60 tasks a one-line note instead; none without tasks or without recorded
+    dependencies. GitHub draws the fence as a diagram (GitHub Docs, "Creating diagrams":
+    docs.github.com, get-started/writing-on-github/working-with-advanced-formatting)."""
+    note = too_large_note(len(summary["tasks"]))
+    if note is not None:
+        return [note, ""]
+    graph = summary_mermaid(summary)
+    if graph is None:
+        return []
+    head = f"<summary>Dependency graph: {summary_legend(summary)}</summary>"
+    return ["<details open>", head, "", "```mermaid", graph.rstrip("\n"), "```", "</details>", ""]
 
 
 def _strays(tasks: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -268,20 +307,33 @@ def _strays(tasks: Sequence[Mapping[str, Any]]) -> list[str]:
     return ["<details>", head, "", *rows, "</details>", ""]
 
 
-def _truncate(text: str, limit: int) -> str:
+TRUNCATED = "…(summary truncated: see the JSON summary for everything)"
+
+
+def truncate_markdown(text: str, limit: int, note: str = TRUNCATED) -> str:
     """Cut ``text`` on a line boundary under ``limit``, closing the ``<pre>`` and ``<details>``
-    the cut left open, so that what follows (the truncation note, a run-log link appended to
-    the PR reply, the next step's job summary) is not swallowed by an open block.
+    the cut left open, so that what follows (``note``, a run-log link appended to the PR
+    reply, the next step's job summary) is not swallowed by an open block.
 
     Counting tags is reliable because every piece of user text is HTML-escaped: the only
-    ``<pre>`` and ``<details>`` in the text are this module's own, and they never nest.
+    ``<pre>`` and ``<details>`` in the text are this module's own, and they never nest. The
+    dependency graph is the one ``<details open>`` block: a cut inside that block drops all of
+    it. A cut inside any other code fence (a line starting with three backticks; user text
+    never starts a line) drops the fenced block, so that no fence is left open.
     """
     cut = text[: limit - 200].rsplit("\n", 1)[0]
+    graph = cut.find("\n<details open>")
+    if graph >= 0 and "\n</details>" not in cut[graph:]:
+        cut = cut[:graph]  # a cut in the graph's block drops all of it, its fence included
+    fences = [found.start() for found in re.finditer(r"(?m)^```", cut)]
+    if len(fences) % 2:
+        cut = cut[: fences[-1]].rstrip("\n")
     cut = cut.removesuffix("\n<details>")  # a block cut before its <summary> line: drop it
     closing: list[str] = []
     if cut.count("<pre>") > cut.count("</pre>"):
         closing.append("</pre>")
-    closing += ["</details>"] * (cut.count("<details>") - cut.count("</details>"))
+    opened = cut.count("<details>") + cut.count("<details open>")
+    closing += ["</details>"] * (opened - cut.count("</details>"))
     if closing:
         cut += "\n" + "\n".join(closing)
-    return cut + "\n\n…(summary truncated: see the JSON summary for everything)\n"
+    return f"{cut}\n\n{note}\n"

@@ -8,9 +8,9 @@ environment that holds no token, and hands the token over through an inherited p
 parent writes it and closes the write end, and passes the read end's number in
 ``BATCHACTION_TOKEN_FD``; the new image reads it once and closes it before it starts anything,
 so no executor inherits it. The variables the action reads a token from
-(``SECRET_VARIABLES``) are handed over; the other tokens GitHub puts in a container action's
-environment (``ACTIONS_RUNTIME_TOKEN``, ``ACTIONS_ID_TOKEN_REQUEST_*``, ``GH_TOKEN``) are not
-used and are dropped.
+(``SECRET_VARIABLES``: the github-token's and the push-token's) are handed over; the other
+tokens GitHub puts in a container action's environment (``ACTIONS_RUNTIME_TOKEN``,
+``ACTIONS_ID_TOKEN_REQUEST_*``, ``GH_TOKEN``) are not used and are dropped.
 
 Masking (``::add-mask::`` of every form, ``inert.secret_forms``) stays with the process that
 uses the token, first thing once it has it (``action._run``), not with the parent before the
@@ -39,8 +39,12 @@ from batchaction.executor import TOKEN_VARIABLES
 from batchaction.workflow import Workflow
 
 TOKEN_FD_VARIABLE = "BATCHACTION_TOKEN_FD"  # noqa: S105 - a variable's name
-# The variables the action reads a token from (action.read_inputs and _run), in that order.
-SECRET_VARIABLES = ("INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITHUB_TOKEN")
+# The variables the action reads a token from (action.read_inputs and _run), in that order:
+# the github-token, then the push-token (pushes to the pull request's branch).
+SECRET_VARIABLES = (
+    "INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITHUB_TOKEN",
+    "INPUT_PUSH-TOKEN", "INPUT_PUSH_TOKEN",
+)  # fmt: skip
 # Taken out of the environment of the re-executed process: those, and every other token.
 REMOVED = frozenset(name.upper() for name in (*SECRET_VARIABLES, *TOKEN_VARIABLES))
 MAX_PAYLOAD = 60_000  # bytes; below a pipe's 64 KiB, so the write never waits for a reader

@@ -82,3 +82,12 @@ class Workflow:
             data += b"\n\n...(truncated: the full summary is in the summary-json output)\n"
         with Path(path).open("ab") as handle:
             handle.write(data + b"\n")
+
+
+def run_key(env: Mapping[str, str]) -> str:
+    """``<run id>-<run attempt>`` from ``GITHUB_RUN_ID`` and ``GITHUB_RUN_ATTEMPT`` (digits
+    only, ``0`` when unset): this run among the workflow's runs and their re-runs."""
+    return "-".join(
+        "".join(ch for ch in env.get(name, "") if ch.isdigit()) or "0"
+        for name in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT")
+    )

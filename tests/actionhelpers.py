@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 # Byte-for-byte copies of the shared real-world fixtures (provenance in fixtures/README.md).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -37,6 +38,8 @@ NAME = "hello-tasks"
 REPOSITORY = f"{OWNER}/{NAME}"
 PR_NUMBER = 7
 COMMENT_ID = 4242
+REPLY_ID = 99001  # the id every comment the action posts is given
+CHECK_RUN_ID = 5001  # and every check run it creates
 COMMENTER = "maintainer-jo"
 SERVER_URL = "https://github.example"
 RUN_ID = "987654321"
@@ -226,6 +229,42 @@ FORBIDDEN = {
 }
 
 
+def _edited_comment(request: Any) -> Any:
+    """The answer to ``PATCH /repos/{o}/{r}/issues/comments/{id}``: the comment, edited."""
+    body = (request.get_json(silent=True) or {}).get("body", "")
+    answer = {
+        "id": REPLY_ID,
+        "body": body,
+        "user": {"login": BOT_NAME, "type": "Bot"},
+        "html_url": f"https://github.com/{REPOSITORY}/pull/{PR_NUMBER}#issuecomment-{REPLY_ID}",
+        "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return Response(json.dumps(answer), 200, content_type="application/json")
+
+
+def _check_run(request: Any, check_id: int, state: dict[str, Any]) -> Any:
+    """A check run as GitHub answers ``POST``/``PATCH .../check-runs``: the fields sent over
+    the run's state so far (https://docs.github.com/en/rest/checks/runs)."""
+    sent = request.get_json(silent=True) or {}
+    run = {
+        "id": check_id,
+        "node_id": "CR_kwDOAAAB",
+        "head_sha": "",
+        "external_id": "",
+        "status": "queued",
+        "conclusion": None,
+        "details_url": None,
+        "html_url": f"https://github.com/{REPOSITORY}/runs/{check_id}",
+        "app": {"slug": "github-actions", "name": "GitHub Actions"},
+        "check_suite": {"id": 77},
+        "pull_requests": [],
+        **state,
+        **sent,
+    }
+    return Response(json.dumps(run), 201 if request.method == "POST" else 200,
+                    content_type="application/json")  # fmt: skip
+
+
 @dataclass
 class ApiStub:
     """The GitHub REST API as far as the action uses it, on a local HTTP server."""
@@ -286,7 +325,7 @@ class ApiStub:
             f"{base}/issues/{PR_NUMBER}/comments", method="POST"
         ).respond_with_json(
             {
-                "id": 99001,
+                "id": REPLY_ID,
                 "body": "reply",
                 "user": {"login": BOT_NAME, "type": "Bot"},
                 "html_url": f"https://github.com/{REPOSITORY}/pull/{PR_NUMBER}#issuecomment-99001",
@@ -295,6 +334,37 @@ class ApiStub:
             else FORBIDDEN,
             status=write_status,
         )
+
+        self.server.expect_request(
+            f"{base}/issues/comments/{REPLY_ID}", method="PATCH"
+        ).respond_with_handler(_edited_comment)
+        self.server.expect_request(f"{base}/check-runs", method="POST").respond_with_handler(
+            lambda request: _check_run(request, CHECK_RUN_ID, {})
+        )
+        self.server.expect_request(
+            f"{base}/check-runs/{CHECK_RUN_ID}", method="PATCH"
+        ).respond_with_handler(lambda request: _check_run(request, CHECK_RUN_ID, self.check()))
+
+    def check(self) -> dict[str, Any]:
+        """The check run ``CHECK_RUN_ID`` as the requests so far left it (POST, then PATCHes)."""
+        runs = [(m, b or {}) for m, p, b in self.requests() if p.endswith("/check-runs")]
+        state: dict[str, Any] = dict(runs[0][1]) if runs else {}
+        for method, path, body in self.requests():
+            if path.endswith(f"/check-runs/{CHECK_RUN_ID}") and method == "PATCH":
+                state.update(body or {})
+        return state
+
+    def check_requests(self) -> list[tuple[str, dict[str, Any]]]:
+        """(method, JSON body) of every check-run request, in order."""
+        return [(m, b or {}) for m, p, b in self.requests() if "/check-runs" in p]
+
+    def edits(self) -> list[str]:
+        """The bodies the reply was edited to (``PATCH .../issues/comments/<id>``), in order."""
+        return [
+            str(body["body"])
+            for m, p, body in self.requests()
+            if m == "PATCH" and p.endswith(f"/issues/comments/{REPLY_ID}")
+        ]
 
     def requests(self) -> list[tuple[str, str, Any]]:
         """(method, path, JSON body or None) of every request that arrived, in order."""
@@ -308,11 +378,17 @@ class ApiStub:
         return [str(body["content"]) for m, p, body in self.requests() if p.endswith("/reactions")]
 
     def comments(self) -> list[str]:
-        return [
+        """The comments posted, each as a reader sees it at the end: its last edit (every
+        POST is answered with id ``REPLY_ID``, so edits apply to the last comment posted)."""
+        posted = [
             str(body["body"])
             for m, p, body in self.requests()
             if m == "POST" and p.endswith(f"/issues/{PR_NUMBER}/comments")
         ]
+        edits = self.edits()
+        if posted and edits:
+            posted[-1] = edits[-1]
+        return posted
 
     def headers(self) -> list[dict[str, str]]:
         return [dict(request.headers) for request, _ in self.server.log]

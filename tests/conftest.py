@@ -12,6 +12,8 @@ import pytest
 from actionhelpers import ApiStub, Sandbox, build_template, make_sandbox
 from hypothesis import HealthCheck, settings
 from pytest_httpserver import HTTPServer
+from runhelpers import RunOutcome
+from summaryruns import hostile_run, real_run
 
 # Byte-for-byte copies of the shared real-world fixtures (provenance in fixtures/README.md).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -107,3 +109,15 @@ def sandbox(tmp_path: Path, template: Path) -> Sandbox:
 def api(httpserver: HTTPServer) -> ApiStub:
     """The GitHub REST API stub on a local HTTP server."""
     return ApiStub(httpserver)
+
+
+@pytest.fixture(scope="module")
+def real_run_summary(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, str]:
+    """A real run on a copy of a real TODO file, and its Markdown (``summaryruns``)."""
+    return real_run(tmp_path_factory.mktemp("real"))
+
+
+@pytest.fixture(scope="module")
+def hostile_run_summary(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, str]:
+    """A real run whose titles are hostile, with every outcome, and its Markdown."""
+    return hostile_run(tmp_path_factory.mktemp("hostile"))

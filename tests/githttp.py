@@ -4,10 +4,11 @@ of the action's credentials.
 ``GitHttpServer`` serves the bare repositories under a root through ``git http-backend`` (the
 CGI program git ships for smart HTTP, git-http-backend(1)), behind a small
 ``http.server`` handler that answers 401 with ``WWW-Authenticate: Basic`` unless the request
-carries ``x-access-token`` and the token, the way GitHub answers git for a private
-repository. ``ProcessProbe`` reads ``/proc/<pid>/environ`` and ``/proc/<pid>/cmdline`` of
-every process the test started, looking for a secret; ``ProxyRecorder`` is a TCP listener
-that records who connected.
+carries ``x-access-token`` and the token (or one of ``passwords``), the way GitHub answers
+git for a private repository; a password in ``no_push`` reads but is answered 403 on a push,
+the way GitHub answers a token without contents: write. ``ProcessProbe`` reads
+``/proc/<pid>/environ`` and ``/proc/<pid>/cmdline`` of every process the test started,
+looking for a secret; ``ProxyRecorder`` is a TCP listener that records who connected.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Seen:
     path: str
     authorized: bool
     authorization: str
+    body: bytes = b""  # the request's first 4 KiB (a push's ref updates come first)
 
 
 class GitHttpServer:
@@ -46,9 +48,17 @@ class GitHttpServer:
         username: str,
         password: str,
         on_authorized: Callable[[str, str], None] | None = None,
+        passwords: Iterable[str] = (),
+        no_push: Iterable[str] = (),
     ) -> None:
         self.root = root
-        self.expected = base64.b64encode(f"{username}:{password}".encode()).decode()
+
+        def basic(secret: str) -> str:
+            return base64.b64encode(f"{username}:{secret}".encode()).decode()
+
+        self.expected = basic(password)
+        self.accepted = {self.expected, *map(basic, passwords)}
+        self.read_only = set(map(basic, no_push))
         self.on_authorized = on_authorized
         self.seen: list[Seen] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -97,9 +107,19 @@ class GitHttpServer:
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         authorization = request.headers.get("Authorization", "")
         scheme, _, credentials = authorization.partition(" ")
-        authorized = scheme.lower() == "basic" and credentials.strip() == self.expected
-        self.seen.append(Seen(request.command, request.path, authorized, authorization))
+        authorized = scheme.lower() == "basic" and credentials.strip() in self.accepted
         body = self._body(request)
+        seen = Seen(request.command, request.path, authorized, authorization, body[:4096])
+        self.seen.append(seen)
+        pushing = "git-receive-pack" in request.path
+        if authorized and pushing and credentials.strip() in self.read_only:
+            text = b"Permission to octo-org/hello-tasks.git denied to batchaction-app[bot].\n"
+            request.send_response(403)
+            request.send_header("Content-Type", "text/plain")
+            request.send_header("Content-Length", str(len(text)))
+            request.end_headers()
+            request.wfile.write(text)
+            return
         if not authorized:
             request.send_response(401)
             request.send_header("WWW-Authenticate", 'Basic realm="git"')
@@ -184,6 +204,8 @@ class ProcessProbe:
     """
 
     secrets: Iterable[str]
+    # Variables the runner puts in the action's environment (before it re-executes itself).
+    exempt: tuple[bytes, ...] = (b"INPUT_GITHUB-TOKEN=",)
     found: list[str] = field(default_factory=list)
     commands: set[str] = field(default_factory=set)
     scans: int = 0
@@ -197,7 +219,7 @@ class ProcessProbe:
             entries = _read(f"/proc/{pid}/environ").split(b"\0")
             shown = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
             self.commands.add(shown)
-            entries = [e for e in entries if not e.startswith(b"INPUT_GITHUB-TOKEN=")]
+            entries = [e for e in entries if not e.startswith(self.exempt)]
             for form in forms:
                 if form in cmdline:
                     self.found.append(f"pid {pid} ({shown}): command line")

@@ -20,7 +20,9 @@ from strategies import TaskSpec, render_todo
 
 from batchaction.graphview import (
     MAX_MERMAID_NODES,
+    MERMAID_INIT,
     clean_title,
+    drawn_edges,
     graph_edges,
     mermaid_too_large,
     node_label,
@@ -72,7 +74,7 @@ HOSTILE = [
 
 MERMAID_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-_/()'?!+")
 M_NODE = re.compile(r'    t(\d+)\["([^"]*)"\]')
-M_EDGE = re.compile(r"    t(\d+) --> t(\d+)")
+M_EDGE = re.compile(r"    t(\d+) -(-+)> t(\d+)")
 M_CLASSDEF = re.compile(
     r"    classDef (wave\d+|blocked) [a-z-]+:[#a-z0-9 ]+(?:,[a-z-]+:[#a-z0-9 ]+)*"
 )
@@ -84,6 +86,7 @@ class Graph:
     def __init__(self) -> None:
         self.labels: dict[int, str] = {}
         self.edges: list[tuple[int, int]] = []
+        self.lengths: dict[tuple[int, int], int] = {}  # a Mermaid link's length: its dashes - 1
         self.classes: dict[str, list[int]] = {}
 
 
@@ -99,16 +102,19 @@ def read_mermaid(text: str) -> Graph:
     """Parse ``plan_mermaid`` output by its grammar; anything else fails the test."""
     assert text.endswith("\n")
     lines = text[:-1].split("\n")
-    assert lines[0] == "flowchart TD"
+    # The one directive is the graph's own layout (label wrapping and spacing), first.
+    assert lines[0] == MERMAID_INIT
+    assert lines[1] == "flowchart TD"
     graph = Graph()
     defined: set[str] = set()
-    for line in lines[1:]:
+    for line in lines[2:]:
         if node := M_NODE.fullmatch(line):
             number = int(node[1])
             assert number not in graph.labels, line
             graph.labels[number] = mermaid_label(node[2])
         elif edge := M_EDGE.fullmatch(line):
-            graph.edges.append((int(edge[1]), int(edge[2])))
+            graph.edges.append((int(edge[1]), int(edge[3])))
+            graph.lengths[int(edge[1]), int(edge[3])] = len(edge[2])
         elif classdef := M_CLASSDEF.fullmatch(line):
             defined.add(classdef[1])
         elif klass := M_CLASS.fullmatch(line):
@@ -167,6 +173,20 @@ def read_dot(text: str) -> tuple[Graph, list[list[int]], set[int]]:
     assert all(a in nodes and b in nodes for a, b in graph.edges)
     assert all(n in nodes for rank_group in ranks for n in rank_group)
     return graph, ranks, dashed
+
+
+def reaches(edges: list[tuple[int, int]], start: int, goal: int) -> bool:
+    """Whether a path of ``edges`` leads from ``start`` to ``goal``."""
+    seen, todo = {start}, [start]
+    while todo:
+        node = todo.pop()
+        for dep, task in edges:
+            if dep == node and task not in seen:
+                if task == goal:
+                    return True
+                seen.add(task)
+                todo.append(task)
+    return False
 
 
 def svg_of(dot_text: str) -> str | None:
@@ -246,6 +266,30 @@ class TestSmallPlan:
             assert svg.count('class="node"') == len(SMALL_SELECTION)
             assert svg.count('class="edge"') == len(SMALL_EDGES)
 
+    def test_implied_dependencies_are_not_drawn(self) -> None:
+        """72 -> 73 -> 74 and 74 also lists 72: Mermaid draws the chain only, dot every edge.
+        A link spans the waves between its ends (80, wave 1, to 81, wave 5: ``----->``), so
+        that Mermaid keeps 80 in the first row instead of pulling it down to 81."""
+        specs = [
+            TaskSpec(72, title="Phase 1"),
+            TaskSpec(73, deps="72", title="Phase 2"),
+            TaskSpec(74, deps="72, 73", title="Phase 3"),
+            TaskSpec(75, deps="72, 73, 74", title="Phase 4"),
+            TaskSpec(80, title="Alone"),
+            TaskSpec(81, deps="75, 80", title="Last"),
+        ]
+        result = plan(parse_todo(render_todo(specs)).tasks, [72, 73, 74, 75, 80, 81])
+        text = plan_mermaid(result)
+        assert text is not None
+        graph = read_mermaid(text)
+        assert graph.edges == [(72, 73), (73, 74), (74, 75), (75, 81), (80, 81)]
+        assert graph.lengths == {(72, 73): 1, (73, 74): 1, (74, 75): 1, (75, 81): 1, (80, 81): 4}
+        assert "    t80 -----> t81\n" in text
+        assert len(read_dot(plan_dot(result))[0].edges) == 8
+        # A cycle (only a hand-made summary has one) keeps what reaches what.
+        cycle = drawn_edges([(1, 2), (2, 3), (3, 1), (1, 3)])
+        assert all(reaches(cycle, a, b) for a in (1, 2, 3) for b in (1, 2, 3) if a != b)
+
     def test_graph_edges_only_between_drawn_tasks(self) -> None:
         """90 is not selected: no edge to it, no node for it."""
         assert all(90 not in pair for pair in graph_edges(small_plan()))
@@ -265,8 +309,9 @@ class TestHostileTitles:
         for number, label in graph.labels.items():
             assert label == node_label(number, title)
         # Words like ``click`` stay inside labels (the grammar has no line for them).
+        body = mermaid.removeprefix(MERMAID_INIT + "\n")
         for needle in ("%%", "<", ">", "`", "|", "\r"):
-            assert needle not in mermaid.replace("-->", "")  # the edges' own arrows
+            assert needle not in re.sub(r" -+> ", "", body)  # the edges' own arrows
         dot = plan_dot(result)
         dot_graph, _, _ = read_dot(dot)
         assert set(dot_graph.edges) == SMALL_EDGES
@@ -398,4 +443,10 @@ class TestCli:
         else:
             graph = read_mermaid(mermaid)
             assert set(graph.labels) == drawn
-            assert set(graph.edges) == set(dot_graph.edges)
+            # Every dependency, less those another path implies (dot draws them all).
+            assert set(graph.edges) == set(drawn_edges(dot_graph.edges))
+            assert all(reaches(graph.edges, dep, task) for dep, task in dot_graph.edges)
+            wave = {n: index for index, ns in enumerate(data["waves"], start=1) for n in ns}
+            for (dep, task), length in graph.lengths.items():
+                both = dep in wave and task in wave
+                assert length == (wave[task] - wave[dep] if both else 1), (dep, task)

@@ -83,6 +83,10 @@ def test_a_reply_stored_before_a_502_is_not_posted_again(sandbox: Sandbox, api: 
     def listing(request: Request) -> Response:
         return Response(json.dumps(stored), status=200, content_type="application/json")
 
+    def edit(request: Request) -> Response:  # the progress comment's edits, the final one
+        stored[0]["body"] = request.get_json()["body"]
+        return Response(json.dumps(stored[0]), status=200, content_type="application/json")
+
     api.server.expect_request(
         f"{BASE}/collaborators/{COMMENTER}/permission", method="GET"
     ).respond_with_json(permission_answer("write"))
@@ -101,6 +105,9 @@ def test_a_reply_stored_before_a_502_is_not_posted_again(sandbox: Sandbox, api: 
     api.server.expect_request(
         f"{BASE}/issues/comments/{COMMENT_ID}/reactions", method="POST"
     ).respond_with_json({"id": 1, "content": "eyes"}, status=201)
+    api.server.expect_request(f"{BASE}/issues/comments/1", method="PATCH").respond_with_handler(
+        edit
+    )
     run = comment_run(sandbox, api, "/task 1")
     assert run.code == 0, run.err
     assert len(stored) == 1, [c["body"][:40] for c in stored]

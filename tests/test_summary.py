@@ -16,15 +16,17 @@ from batchaction import __version__
 from batchaction.summary import MARKDOWN_LIMIT, render_markdown, schema
 
 NASTY = "Render <script>alert(1)</script> | pipes & more"
-TAGS = re.compile(r"</?(details|summary|pre)>")
+TAGS = re.compile(r"<(details)(?: open)?>|<(summary|pre)>|</(details|summary|pre)>")
+FENCE = "```"
 
 
 def html_blocks_balanced(markdown: str) -> None:
-    """Every ``<details>``, ``<summary>`` and ``<pre>`` is closed, in order, and ``<details>``
-    blocks do not nest (a raw tag from a log or a title would break this)."""
+    """Every ``<details>`` (or ``<details open>``), ``<summary>`` and ``<pre>`` is closed, in
+    order, and ``<details>`` blocks do not nest (a raw tag from a log or a title would break
+    this); every code fence opened at the start of a line is closed."""
     stack: list[str] = []
     for match in TAGS.finditer(markdown):
-        name = match[1]
+        name = match[1] or match[2] or match[3]
         if match[0].startswith("</"):
             context = markdown[max(0, match.start() - 200) : match.end()]
             assert stack, (match[0], context)
@@ -33,6 +35,8 @@ def html_blocks_balanced(markdown: str) -> None:
             assert name not in stack, (match[0], stack)
             stack.append(name)
     assert stack == [], stack
+    fences = [line for line in markdown.split("\n") if line.startswith(FENCE)]
+    assert fences in (["```mermaid", "```"], []), fences
 
 
 EVERY_OUTCOME = [
@@ -265,15 +269,17 @@ class TestLogTailEscaping:
         whole escaped tail, closed once; the title cannot close it early either."""
         _, markdown = hostile
         html_blocks_balanced(markdown)
-        assert markdown.count("<details>") == markdown.count("</details>") == 1
-        block = markdown.split("<details>", 1)[1].split("</details>", 1)[0]
+        # The log tail's block, and the dependency graph's (open) one.
+        assert markdown.count("<details>") == markdown.count("<details open>") == 1
+        assert markdown.count("</details>") == 2
+        block, after = markdown.split("<details>", 1)[1].split("</details>", 1)
         assert block.startswith(
             "\n<summary>❌ 1 Break &lt;/summary&gt;&lt;/details&gt; out: last 4 log lines"
             "</summary>\n"
         )
         assert "&lt;script&gt;" in block
         assert "a &amp; b" in block
-        assert markdown.split("</details>", 1)[1].lstrip().startswith("**Next steps**")
+        assert after.lstrip().startswith("**Next steps**")
 
     def test_every_outcome_markdown_is_balanced(
         self, every_outcome: tuple[Workspace, RunOutcome]
@@ -305,15 +311,23 @@ class TestTruncation:
         assert len(full) < MARKDOWN_LIMIT
         html_blocks_balanced(full)
         note = "\n\n…(summary truncated: see the JSON summary for everything)\n"
-        inside_pre = 0
+        inside_pre = inside_graph = 0
+        graph_start = full.index("<details open>")
+        graph_end = full.index("```\n</details>") + len("```\n</details>")
         for limit in range(400, len(full), 53):
             text = render_markdown(long_summary, limit=limit)
             assert len(text) <= limit
             assert text.endswith(note)
-            html_blocks_balanced(text)
+            html_blocks_balanced(text)  # no fence left open either
             cut = text.removesuffix(note)
-            assert "<details>\n<summary>" in cut or "<details>" not in cut  # no bare block
-            assert cut.count("<details>") == cut.count("<summary>")
+            opened = cut.count("<details>") + cut.count("<details open>")
+            assert opened == cut.count("<summary>")
+            assert re.search(r"<details( open)?>(?!\n<summary>)", cut) is None  # no bare block
             if cut.endswith("\n</pre>\n</details>"):
                 inside_pre += 1
+            if graph_start < limit - 200 < graph_end:
+                inside_graph += 1
+                assert "```mermaid" not in cut  # the graph is dropped whole
+                assert "<details open>" not in cut
         assert inside_pre > 10  # the sweep did cut inside log tails
+        assert inside_graph > 3  # and inside the graph
