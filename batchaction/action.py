@@ -124,6 +124,8 @@ def _run(env: dict[str, str], wf: Workflow) -> int:
         ctx.abandon(str(exc) if isinstance(exc, BatchError) else f"internal error: {exc!r}")
         raise
     finally:
+        if ctx.live is not None:
+            ctx.live.close()
         if gh is not None:
             gh.close()
 

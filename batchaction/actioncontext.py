@@ -67,6 +67,7 @@ class Context:
             return
         if live is not None:  # the progress comment must not say "running": one more try
             live.final("**batchaction**: this run has ended; its summary is in a later comment.")
+            live.comment_id = None  # a later reply is not put back in it (two summaries)
 
     def conclude(
         self, summary: Mapping[str, Any], markdown: str, pushed_sha: str | None = None

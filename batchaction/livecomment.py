@@ -26,6 +26,7 @@ from batchaction.taskrun import Reporter, TaskRun
 
 COMMENT_LIMIT = 65_000  # characters of a comment's body (GitHub refuses more than 65,536)
 FINAL_WAIT = 2.0  # seconds the final edit waits for a progress edit under way
+LINGER = 25.0  # seconds the action's end waits for it (the HTTP client's timeout is 20 s)
 
 
 class LiveComment(Reporter):
@@ -147,6 +148,12 @@ class LiveComment(Reporter):
             self._cond.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(wait)
+
+    def close(self) -> None:
+        """At the action's end: wait (at most ``LINGER`` seconds) for a progress edit still
+        under way, so that the thread puts the final body back after it (a daemon thread
+        would die with the process, leaving the slow edit's "running" text last)."""
+        self.stop(LINGER)
 
     def final(self, markdown: str) -> bool:
         """Replace the comment with ``markdown`` (the summary, a refusal, an error); whether

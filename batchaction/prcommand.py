@@ -122,8 +122,19 @@ def answer_plan(ctx: Context, settings: Settings, text: str) -> int:
     pin = f" @{head.sha[:12]}" if head.fork else ""
     command = f"{settings.command} {format_selection(the_plan.selection)}{pin}"
     body = plan_markdown(the_plan, todo_rel, command, head.sha)
-    if ctx.trigger.pin is not None:
+    pinned = ctx.trigger.pin
+    if pinned is not None and not head.sha.startswith(pinned.lower()):
+        body += (
+            f"\n⚠️ The head is `{head.sha[:12]}`, not the commit you pinned "
+            f"({code(pinned[:40])}): the plan is read from the head; review it before running.\n"
+        )
+    elif pinned is not None:
         body += f"\n`plan` does not use a pin: the plan is read from the head, `{head.sha[:12]}`.\n"
+    if head.fork and the_plan.waves:
+        body += (
+            f"\nThat command pins the fork's head, `{head.sha[:12]}`: comment it only after "
+            "reviewing that commit.\n"
+        )
     ctx.reply(body)
     ctx.wf.notice(
         f"batchaction: replied with the plan for {format_selection(the_plan.selection)} "

@@ -144,6 +144,46 @@ def test_a_slow_edit_does_not_hold_back_the_final_one_on_cancel(
     assert state_of(api.edits()[-1]) == "done"
 
 
+def test_a_slow_edit_answered_after_the_final_one_does_not_have_the_last_word(
+    sandbox: Sandbox, threaded: ApiStub
+) -> None:
+    """A progress edit is applied after the final edit (GitHub applies a PATCH when it
+    answers): the action waits for it at its end and puts the final body back."""
+    api = threaded
+    applied: list[str] = []  # the state of each body, in the order the edits took effect
+    slow = threading.Event()
+    release = threading.Event()
+
+    def patch(request: Request) -> Response:
+        body = (request.get_json(silent=True) or {}).get("body", "")
+        if state_of(body) == "running" and "🏃 running" in body and not slow.is_set():
+            slow.set()
+            release.wait(15)  # held until the final edit was applied, and some more: an
+            time.sleep(2)  # action that did not wait for it would have exited by then
+        elif state_of(body) == "done":
+            release.set()
+        applied.append(str(state_of(body)))
+        response: Response = _edited_comment(request)
+        return response
+
+    api.server.expect_request(
+        f"{BASE}/issues/comments/{REPLY_ID}", method="PATCH"
+    ).respond_with_handler(patch)
+    api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
+    proc = start_action(
+        sandbox, "issue_comment", comment_event("/task 1"), api_url=api.url,
+        inputs={"executor": "sleep 3", "progress-interval": "1s"},
+    )  # fmt: skip
+    try:
+        assert proc.wait(timeout=90) == 0
+    finally:
+        stop(proc)
+    assert slow.is_set()
+    assert "done" in applied
+    assert applied.index("done") < len(applied) - 1  # the slow edit came after it ...
+    assert applied[-1] == "done"  # ... and the final body was put back
+
+
 def test_an_interrupt_while_the_comment_is_posted_cancels_the_check_run(
     sandbox: Sandbox, api: ApiStub
 ) -> None:

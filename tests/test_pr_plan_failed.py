@@ -225,13 +225,21 @@ def test_plan_of_a_fork_needs_allow_forks_but_no_pin(sandbox: Sandbox, api: ApiS
     assert f"on `{fork_sha[:12]}`" in reply
     # A run on a fork's head needs the pin: the command to copy has it.
     assert f"To run it, comment `/task 1-2 @{fork_sha[:12]}`." in reply
+    assert f"pins the fork's head, `{fork_sha[:12]}`: comment it only after reviewing" in reply
     assert sandbox.ran() == []
     assert sandbox.refs() == before
+    # The maintainer pinned the commit reviewed; the fork moved on since: said, first thing
+    # after the plan, so that the pin offered is not copied unread.
+    reviewed = sandbox.feature_sha[:7]
+    moved = comment_run(sandbox, api, f"/task plan 1-2 @{reviewed}", **{"allow-forks": "true"})
+    assert moved.code == 0, moved.err
+    reply = api.comments()[-1]
+    assert f"⚠️ The head is `{fork_sha[:12]}`, not the commit you pinned (`{reviewed}`)" in reply
 
 
 def test_plan_accepts_and_ignores_a_pin(sandbox: Sandbox, api: ApiStub) -> None:
     api.serve(role="write", pull=pull_answer("feature", sandbox.feature_sha))
-    run = comment_run(sandbox, api, "/task plan 1-3 @0000000")
+    run = comment_run(sandbox, api, f"/task plan 1-3 @{sandbox.feature_sha[:7]}")
     assert run.code == 0, run.err
     (reply,) = api.comments()
     assert f"**Plan for 1-3** from `TODO.md` on `{sandbox.feature_sha[:12]}`" in reply
