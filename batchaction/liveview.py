@@ -58,9 +58,8 @@ class Board:
             return EMOJI[run.outcome], run.outcome, run.duration_s, run.reason or ""
         if run is not None and number in self.started:
             return RUNNING, "running", now - self.started[number], ""
-        blocked = next((b for b in self.plan.blocked if b.number == number), None)
-        if blocked is not None:
-            return EMOJI["blocked"], "blocked", None, blocked.reason
+        if number in self._blocked:
+            return EMOJI["blocked"], "blocked", None, self._blocked[number]
         return WAITING, "waiting", None, ""
 
     def outcomes(self, now: float) -> dict[int, str]:
@@ -71,7 +70,11 @@ class Board:
         return [*self.plan.run, *(b.number for b in self.plan.blocked)]
 
     def wave_of(self, number: int) -> int | None:
-        return next((i for i, w in enumerate(self.plan.waves, start=1) if number in w), None)
+        return self._waves.get(number)
+
+    def __post_init__(self) -> None:
+        self._waves = {n: i for i, wave in enumerate(self.plan.waves, start=1) for n in wave}
+        self._blocked = {b.number: b.reason for b in self.plan.blocked}
 
 
 def render_live(board: Board, now: float, *, wall: dt.datetime | None = None) -> str:
